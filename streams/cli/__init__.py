@@ -1,0 +1,1 @@
+"""The ``promise-ledger`` command: one module per subcommand, wired together in ``main``."""
