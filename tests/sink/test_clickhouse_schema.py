@@ -1,0 +1,133 @@
+"""The ClickHouse schema and the scorecard read the same on ClickHouse 18.16 and on current ClickHouse,
+and a redelivered batch never double counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from streams.sink.rows import ALERTS, ALIGNMENT_EVENTS, rows
+from streams.sink.schema import MIGRATIONS, apply_schema
+from tests.clickhouse_engines import SqlEngine, chdb_engine
+
+
+def _ms(day: int, hour: int = 12) -> int:
+    return int(datetime(2026, 3, day, hour, tzinfo=UTC).timestamp() * 1000)
+
+
+def _event(alignment_id: str, type_: str, day: int, **fields: Any) -> dict[str, Any]:
+    return {"alignment_id": alignment_id, "type": type_, "customer_id": "c-1", "at": _ms(day), **fields}
+
+
+SALES_DELIVERY = {"department": "SALES", "kind": "DELIVERY", "rep_name": "Dana"}
+MARKETING = {"department": "MARKETING", "kind": "SHIPPING", "campaign_id": "spring"}
+SERVICE_CALLBACK = {"department": "SERVICE", "kind": "CALLBACK"}
+
+STORY = [
+    _event("a1", "PROMISE_OPENED", 1, promise_id="p1", due_at=_ms(3), **SALES_DELIVERY),
+    _event("a2", "PROMISE_OPENED", 1, promise_id="p2", due_at=_ms(2), **SALES_DELIVERY),
+    _event("a3", "PROMISE_OPENED", 1, promise_id="p3", due_at=_ms(2), **MARKETING),
+    _event("a4", "AT_RISK", 2, promise_id="p1", reason="UNINFORMED_CHANGE", **SALES_DELIVERY),
+    _event("a5", "AT_RISK", 2, promise_id="p1", reason="DEADLINE_NEAR", **SALES_DELIVERY),
+    _event("a6", "PROMISE_KEPT", 2, promise_id="p2", **SALES_DELIVERY),
+    _event("a7", "PROMISE_BROKEN", 2, promise_id="p3", reason="NOT_SHIPPED", severity="HIGH", **MARKETING),
+    _event("a8", "PROMISE_OPENED", 2, promise_id="p4", **SERVICE_CALLBACK),
+    _event("a9", "PROMISE_KEPT", 2, promise_id="p4", **SERVICE_CALLBACK),
+    _event("a10", "PROMISE_BROKEN", 3, promise_id="p1", reason="SHORT", severity="MEDIUM", **SALES_DELIVERY),
+    _event("a11", "FULFILLED_LATE", 4, promise_id="p1", delay_s=86_400, **SALES_DELIVERY),
+    _event("a12", "COMPLAINT_ATTRIBUTED", 3, ticket_id="t1", root_department="SALES", promise_ids=["p1"]),
+    _event("a13", "COMPLAINT_ATTRIBUTED", 3, ticket_id="t2", root_department="UNATTRIBUTED"),
+    _event("a14", "TONE", 3, ticket_id="t1", department="SERVICE", agent_name="Ann", phrases=["our policy"]),
+]
+
+ALERT = {
+    "alert_id": "a7",
+    "dedup_key": "p3",
+    "group_key": "stockout:lamp",
+    "severity": "HIGH",
+    "type": "PROMISE_BROKEN",
+    "customer_id": "c-1",
+    "promise_id": "p3",
+    "at": _ms(2),
+    "customer_value": 120.5,
+}
+
+
+def _load_story_twice(engine: SqlEngine) -> None:
+    for _ in range(2):  # a redelivered batch
+        engine.insert(ALIGNMENT_EVENTS.insert_statement, rows(ALIGNMENT_EVENTS, STORY))
+        engine.insert(ALERTS.insert_statement, rows(ALERTS, [ALERT]))
+
+
+@pytest.fixture(params=["chdb", "server"])
+def engine(request: pytest.FixtureRequest) -> Iterator[SqlEngine]:
+    if request.param == "chdb":
+        yield from chdb_engine()
+    else:
+        yield request.getfixturevalue("clickhouse_scratch")
+
+
+def test_every_statement_applies_twice(engine: SqlEngine) -> None:
+    apply_schema(engine)
+    apply_schema(engine)  # idempotent at every start
+    tables = {row[0] for row in engine.execute("SHOW TABLES")}
+    assert {"alignment_events", "alerts", "dead_letters", "promise_state", "scorecard_daily"} <= tables
+    assert len(MIGRATIONS) == 6
+
+
+def test_scorecard_counts_a_redelivered_batch_once(engine: SqlEngine) -> None:
+    apply_schema(engine)
+    _load_story_twice(engine)
+    got = {
+        (row[0], row[1]): row[2:]
+        for row in engine.execute(
+            "SELECT day, department, made, kept, broken, kept_rate, at_risk, complaints_caused, tone_issues "
+            "FROM scorecard_daily ORDER BY day, department"
+        )
+    }
+    day = {n: date(2026, 3, n) for n in (1, 2, 3, 4)}
+    assert got[(day[1], "SALES")] == (2, 0, 0, 0, 0, 0, 0)
+    assert got[(day[1], "MARKETING")] == (1, 0, 0, 0, 0, 0, 0)
+    assert got[(day[2], "SALES")] == (0, 1, 0, 1, 1, 0, 0)
+    assert got[(day[2], "MARKETING")] == (0, 0, 1, 0, 0, 0, 0)
+    assert got[(day[2], "SERVICE")] == (1, 1, 0, 1, 0, 0, 0)
+    assert got[(day[3], "SALES")] == (0, 0, 1, 0, 0, 1, 0)
+    assert got[(day[3], "UNATTRIBUTED")] == (0, 0, 0, 0, 0, 1, 0)
+    assert got[(day[3], "SERVICE")] == (0, 0, 0, 0, 0, 0, 1)
+    assert engine.execute("SELECT count() FROM alerts FINAL") == [(1,)]
+
+
+def test_drilldown_by_rep_and_campaign(engine: SqlEngine) -> None:
+    apply_schema(engine)
+    _load_story_twice(engine)
+    by_rep = engine.execute(
+        "SELECT rep_name, sum(made), sum(kept), sum(broken) FROM scorecard_drilldown "
+        "WHERE rep_name != '' GROUP BY rep_name"
+    )
+    by_campaign = engine.execute(
+        "SELECT campaign_id, sum(made), sum(broken) FROM scorecard_drilldown "
+        "WHERE campaign_id != '' GROUP BY campaign_id"
+    )
+    assert by_rep == [("Dana", 2, 1, 1)]
+    assert by_campaign == [("spring", 1, 1)]
+
+
+def test_promise_state_is_one_row_per_promise(engine: SqlEngine) -> None:
+    apply_schema(engine)
+    _load_story_twice(engine)
+    state = {
+        row[0]: row[1:]
+        for row in engine.execute(
+            "SELECT promise_id, status, broken_reason, arraySort(risk_reasons), late_by_s "
+            "FROM promise_state ORDER BY promise_id"
+        )
+    }
+    assert state == {
+        "p1": ("BROKEN", "SHORT", ["DEADLINE_NEAR", "UNINFORMED_CHANGE"], 86_400),
+        "p2": ("KEPT", "", [], 0),
+        "p3": ("BROKEN", "NOT_SHIPPED", [], 0),
+        "p4": ("KEPT", "", [], 0),
+    }
