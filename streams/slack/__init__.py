@@ -1,0 +1,7 @@
+"""Broken-promise alerts to Slack incoming webhooks: grouped by cause, escaped, paced, de-duplicated."""
+
+from streams.slack.message import AlertGroup, render
+from streams.slack.text import escape
+from streams.slack.transport import DeliveryFailed, SlackWebhook, WebhookTransport
+
+__all__ = ["AlertGroup", "DeliveryFailed", "SlackWebhook", "WebhookTransport", "escape", "render"]

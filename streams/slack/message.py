@@ -1,0 +1,119 @@
+"""One Slack message (Block Kit) per group of alerts that share a cause."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.slack.text import code, escape
+
+Alert = Mapping[str, Any]
+
+SEVERITY_ORDER = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+_SEVERITY_ICON = {
+    "LOW": ":large_blue_circle:",
+    "MEDIUM": ":large_yellow_circle:",
+    "HIGH": ":large_orange_circle:",
+    "CRITICAL": ":red_circle:",
+}
+# Slack allows 50 blocks a message; the rest of a big group is counted, and lives in ClickHouse.
+MAX_DETAILED_ALERTS = 10
+
+
+@dataclass(slots=True)
+class AlertGroup:
+    """Alerts of one cause (``group_key``), sent as one message."""
+
+    group_key: str
+    alerts: list[Alert] = field(default_factory=list)
+
+    @property
+    def severity(self) -> str:
+        severities = (alert.get("severity") for alert in self.alerts)
+        ranks = [SEVERITY_ORDER.index(severity) for severity in severities if severity in SEVERITY_ORDER]
+        return SEVERITY_ORDER[max(ranks)] if ranks else "LOW"
+
+    @property
+    def dedup_keys(self) -> list[str]:
+        return [alert["dedup_key"] for alert in self.alerts]
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "—"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _title(group: AlertGroup) -> str:
+    count = len(group.alerts)
+    first = group.alerts[0]
+    if first.get("type") == "CONTRADICTION":
+        noun = "contradiction" if count == 1 else "contradictions"
+    else:
+        noun = "broken promise" if count == 1 else "broken promises"
+    return f"{count} {noun} · {group.group_key}"
+
+
+def _alert_section(alert: Alert) -> dict[str, Any]:
+    if alert.get("type") == "CONTRADICTION":
+        facts = [
+            ("Contradiction", f"claim {code(alert.get('claim_id'))} on {escape(alert.get('product'))}"),
+            ("Department", escape(alert.get("department") or "MARKETING")),
+            ("Reason", escape(alert.get("reason") or "stock cannot back the claim")),
+            ("Severity", escape(alert.get("severity"))),
+        ]
+    else:
+        facts = [
+            ("Customer", code(alert.get("customer_id"))),
+            ("Promise", code(alert.get("promise_id"))),
+            ("Department", f"{escape(alert.get('department'))} · {escape(alert.get('kind'))}"),
+            ("Due", _when(alert.get("due_at"))),
+            ("Reason", escape(alert.get("reason"))),
+            ("Severity", escape(alert.get("severity"))),
+        ]
+    return {
+        "type": "section",
+        "fields": [
+            {"type": "mrkdwn", "text": f"*{label}*\n{value}", "verbatim": True} for label, value in facts
+        ],
+    }
+
+
+def _explain_hint(alert: Alert) -> str:
+    subject = alert.get("promise_id") or alert.get("claim_id") or alert.get("customer_id") or ""
+    return f"promise-ledger explain {subject}"
+
+
+def render(group: AlertGroup) -> dict[str, Any]:
+    """The webhook payload: a plain-text fallback plus Block Kit blocks; every event value escaped."""
+    title = _title(group)
+    icon = _SEVERITY_ICON.get(group.severity, "")
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{escape(title)}*", "verbatim": True}}
+    ]
+    for alert in group.alerts[:MAX_DETAILED_ALERTS]:
+        blocks.append(_alert_section(alert))
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": code(_explain_hint(alert)), "verbatim": True}],
+            }
+        )
+    hidden = len(group.alerts) - MAX_DETAILED_ALERTS
+    if hidden > 0:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f"…and {hidden} more of this cause (ClickHouse table `alerts`, "
+                        f"group_key {code(group.group_key)})",
+                        "verbatim": True,
+                    }
+                ],
+            }
+        )
+    return {"text": escape(title), "blocks": blocks, "unfurl_links": False, "unfurl_media": False}
