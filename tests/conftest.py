@@ -1,0 +1,44 @@
+"""Shared fixtures. `stack` brings the local Kafka + ClickHouse up (idempotent) for tests marked `stack`."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STACK_SCRIPT = REPO_ROOT / "deploy" / "local" / "stack.py"
+
+
+def load_stack_module() -> ModuleType:
+    """deploy/local/stack.py is a script, not a package module; it is the source of truth for the stack."""
+    spec = importlib.util.spec_from_file_location("promise_ledger_local_stack", STACK_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def stack_module() -> ModuleType:
+    return load_stack_module()
+
+
+@pytest.fixture(scope="session")
+def stack(stack_module: ModuleType) -> Iterator[object]:
+    """Connection settings of a running local stack (a `StackSettings`: kafka_bootstrap, clickhouse_port,
+    clickhouse_user, clickhouse_password, clickhouse_database, partitions_by_topic, …); host is 127.0.0.1."""
+    settings = stack_module.load_settings(os.environ)
+    started = subprocess.run(
+        [sys.executable, str(STACK_SCRIPT), "up"], capture_output=True, text=True, timeout=600
+    )
+    if started.returncode != 0:
+        pytest.fail(f"deploy/local/stack up failed:\n{started.stdout}{started.stderr}", pytrace=False)
+    yield settings

@@ -3,10 +3,10 @@ Debian's ClickHouse server, each run with our own config under a state directory
 
     deploy/local/stack up | down | status | env
 
-This module is also the single source of truth for topic names, partition counts, ports and the
-ClickHouse account: docker-compose.yml is checked against it by tests/test_compose_matches_local_stack.py,
-and tests/conftest.py reads its settings. It depends on the standard library only, except that topic
-management imports kafka-python when needed.
+Topic names come from streams/settings.py (what the pipeline reads); everything a stack serves (ports,
+partition count, the ClickHouse account, broker settings) is defined here, once: docker-compose.yml is
+checked against this module by tests/test_compose_matches_local_stack.py, and tests/conftest.py reads its
+settings. Standard library only, except that topic management imports kafka-python when needed.
 """
 
 from __future__ import annotations
@@ -34,11 +34,15 @@ from pathlib import Path
 from typing import TextIO
 from xml.sax.saxutils import escape as xml_escape
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT))
+from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC, DEAD_LETTER_TOPIC, INPUT_TOPICS  # noqa: E402
+
 KAFKA_VERSION = "4.4.0"
 HOST = "127.0.0.1"
 
-DEPARTMENT_TOPICS = ("marketing.events", "sales.events", "fulfilment.events", "service.events")
-OUTPUT_TOPICS = ("alignment.events", "alignment.alerts", "alignment.dlq")
+DEPARTMENT_TOPICS = INPUT_TOPICS
+OUTPUT_TOPICS = (ALIGNMENT_TOPIC, ALERTS_TOPIC, DEAD_LETTER_TOPIC)
 TOPICS = DEPARTMENT_TOPICS + OUTPUT_TOPICS
 
 # Every setting a user can override, with its default. docker-compose.yml uses the same names.
@@ -48,9 +52,9 @@ DEFAULTS: Mapping[str, str] = {
     "PL_CLICKHOUSE_PORT": "9000",
     "PL_CLICKHOUSE_HTTP_PORT": "8123",
     "PL_CLICKHOUSE_USER": "ledger",
-    "PL_CLICKHOUSE_PASSWORD": "ledger-dev",
+    "PL_CLICKHOUSE_PASSWORD": "ledger-dev-password",
     "PL_CLICKHOUSE_DATABASE": "promise_ledger",
-    "PL_TOPIC_PARTITIONS": "6",
+    "PL_PARTITIONS": "6",
 }
 
 # Broker settings shared by the local broker and the compose broker (single node, fast test rebalances).
@@ -68,7 +72,6 @@ KAFKA_BROKER_SETTINGS: Mapping[str, str] = {
     "log.segment.bytes": "104857600",
 }
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 POM = REPO_ROOT / "deploy" / "pom.xml"
 KAFKA_HEAP = "-Xmx512m"
 START_TIMEOUT_S = 90.0
@@ -110,7 +113,7 @@ class StackSettings:
             "PL_CLICKHOUSE_USER": self.clickhouse_user,
             "PL_CLICKHOUSE_PASSWORD": self.clickhouse_password,
             "PL_CLICKHOUSE_DATABASE": self.clickhouse_database,
-            "PL_TOPIC_PARTITIONS": str(self.topic_partitions),
+            "PL_PARTITIONS": str(self.topic_partitions),
         }
 
 
@@ -124,6 +127,16 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> StackSettings:
             raise StackError(f"{name}={raw!r} must be an integer from {low} to {high}")
         return int(raw)
 
+    def password() -> str:
+        # Like streams.settings: a secret may come from the file named by PL_CLICKHOUSE_PASSWORD_FILE.
+        secret_file = environ.get("PL_CLICKHOUSE_PASSWORD_FILE")
+        if secret_file:
+            try:
+                return Path(secret_file).read_text(encoding="utf-8").strip()
+            except OSError as unreadable:
+                raise StackError(f"PL_CLICKHOUSE_PASSWORD_FILE: {unreadable}") from unreadable
+        return value("PL_CLICKHOUSE_PASSWORD")
+
     state_dir = Path(environ.get("PL_STATE_DIR") or Path.home() / ".cache" / "promise-ledger")
     database = value("PL_CLICKHOUSE_DATABASE")
     if not database.replace("_", "").isalnum():
@@ -135,9 +148,9 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> StackSettings:
         clickhouse_port=number("PL_CLICKHOUSE_PORT", 1, 65535),
         clickhouse_http_port=number("PL_CLICKHOUSE_HTTP_PORT", 1, 65535),
         clickhouse_user=value("PL_CLICKHOUSE_USER"),
-        clickhouse_password=value("PL_CLICKHOUSE_PASSWORD"),
+        clickhouse_password=password(),
         clickhouse_database=database,
-        topic_partitions=number("PL_TOPIC_PARTITIONS", 1, 1000),
+        topic_partitions=number("PL_PARTITIONS", 1, 1000),
     )
 
 
@@ -437,7 +450,7 @@ class Kafka:
             say(f"kafka: created {len(missing)} topics: {', '.join(sorted(missing))}")
             existing = self.topic_partitions()
         wrong = [
-            f"{name} has {existing[name]}, PL_TOPIC_PARTITIONS says {count}"
+            f"{name} has {existing[name]}, PL_PARTITIONS says {count}"
             for name, count in wanted.items()
             if existing.get(name) != count
         ]
