@@ -6,11 +6,15 @@ import importlib.util
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from clickhouse_driver import Client
+
+from tests.clickhouse_engines import ServerEngine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_SCRIPT = REPO_ROOT / "deploy" / "local" / "stack.py"
@@ -42,3 +46,24 @@ def stack(stack_module: ModuleType) -> Iterator[object]:
     if started.returncode != 0:
         pytest.fail(f"deploy/local/stack up failed:\n{started.stdout}{started.stderr}", pytrace=False)
     yield settings
+
+
+@pytest.fixture
+def clickhouse_scratch(stack) -> Iterator[ServerEngine]:
+    """The stack's ClickHouse server, as the pipeline user, in a fresh database dropped afterwards."""
+    database = f"scratch_{uuid.uuid4().hex[:12]}"
+    account = {
+        "host": "127.0.0.1",
+        "port": stack.clickhouse_port,
+        "user": stack.clickhouse_user,
+        "password": stack.clickhouse_password,
+    }
+    admin = Client(**account, database=stack.clickhouse_database)
+    admin.execute(f"CREATE DATABASE {database}")
+    client = Client(**account, database=database)
+    try:
+        yield ServerEngine(client)
+    finally:
+        client.disconnect()
+        admin.execute(f"DROP DATABASE IF EXISTS {database}")
+        admin.disconnect()
