@@ -16,6 +16,7 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import os
 import shlex
 import shutil
@@ -467,14 +468,18 @@ def new_cluster_id() -> str:
             return candidate
 
 
+def require_kafka_python() -> None:
+    if importlib.util.find_spec("kafka") is None:
+        raise StackError(
+            f"kafka-python is not importable by {sys.executable}; "
+            "point PL_PYTHON at the project venv (e.g. PL_PYTHON=/path/to/venv/bin/python)"
+        )
+
+
 @contextlib.contextmanager
 def admin_client(settings: StackSettings) -> Iterator[object]:
-    try:
-        from kafka.admin import KafkaAdminClient
-    except ImportError as missing:
-        raise StackError(
-            "kafka-python is not importable; run with the project venv (PL_PYTHON=/path/to/venv/bin/python)"
-        ) from missing
+    from kafka.admin import KafkaAdminClient
+
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id="promise-ledger-stack",
@@ -658,6 +663,7 @@ def state_lock(settings: StackSettings) -> Iterator[None]:
 
 
 def up(settings: StackSettings) -> None:
+    require_kafka_python()
     started = time.monotonic()
     with state_lock(settings):
         kafka, clickhouse = Kafka(settings), ClickHouse(settings)
@@ -674,6 +680,7 @@ def down(settings: StackSettings) -> None:
 
 
 def status(settings: StackSettings, out: TextIO = sys.stdout) -> bool:
+    require_kafka_python()
     kafka, clickhouse = Kafka(settings), ClickHouse(settings)
     healthy = True
 
