@@ -1,0 +1,69 @@
+"""Shared fixtures. `stack` brings the local Kafka + ClickHouse up (idempotent) for tests marked `stack`."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from clickhouse_driver import Client
+
+from tests.clickhouse_engines import ServerEngine
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STACK_SCRIPT = REPO_ROOT / "deploy" / "local" / "stack.py"
+
+
+def load_stack_module() -> ModuleType:
+    """deploy/local/stack.py is a script, not a package module; it is the source of truth for the stack."""
+    spec = importlib.util.spec_from_file_location("promise_ledger_local_stack", STACK_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def stack_module() -> ModuleType:
+    return load_stack_module()
+
+
+@pytest.fixture(scope="session")
+def stack(stack_module: ModuleType) -> Iterator[object]:
+    """Connection settings of a running local stack (a `StackSettings`: kafka_bootstrap, clickhouse_port,
+    clickhouse_user, clickhouse_password, clickhouse_database, partitions_by_topic, …); host is 127.0.0.1."""
+    settings = stack_module.load_settings(os.environ)
+    started = subprocess.run(
+        [sys.executable, str(STACK_SCRIPT), "up"], capture_output=True, text=True, timeout=600
+    )
+    if started.returncode != 0:
+        pytest.fail(f"deploy/local/stack up failed:\n{started.stdout}{started.stderr}", pytrace=False)
+    yield settings
+
+
+@pytest.fixture
+def clickhouse_scratch(stack) -> Iterator[ServerEngine]:
+    """The stack's ClickHouse server, as the pipeline user, in a fresh database dropped afterwards."""
+    database = f"scratch_{uuid.uuid4().hex[:12]}"
+    account = {
+        "host": "127.0.0.1",
+        "port": stack.clickhouse_port,
+        "user": stack.clickhouse_user,
+        "password": stack.clickhouse_password,
+    }
+    admin = Client(**account, database=stack.clickhouse_database)
+    admin.execute(f"CREATE DATABASE {database}")
+    client = Client(**account, database=database)
+    try:
+        yield ServerEngine(client)
+    finally:
+        client.disconnect()
+        admin.execute(f"DROP DATABASE IF EXISTS {database}")
+        admin.disconnect()
