@@ -122,3 +122,41 @@ class Notifier:
     @property
     def open_groups(self) -> int:
         return len(self._open)
+
+
+class AlertConsumer(Protocol):
+    def poll(self, timeout_ms: int = 0) -> Mapping[Any, list[Any]]: ...
+    def commit(self, offsets: Mapping[Any, Any]) -> None: ...
+
+
+def run_notifier(
+    consumer: AlertConsumer,
+    notifier: Notifier,
+    decode_alert: Callable[[bytes], Mapping[str, Any]],
+    should_stop: Callable[[], bool],
+) -> None:
+    """Poll alerts, send due groups, commit what reached Slack; on stop, send what is open first."""
+    from kafka import TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    committed: dict[Any, int] = {}
+    while True:
+        stopping = should_stop()
+        for records in consumer.poll(timeout_ms=200).values():
+            for record in records:
+                position = TopicPartition(record.topic, record.partition)
+                try:
+                    alert = decode_alert(record.value)
+                except Exception as error:  # our own topic: a corrupt record is logged, never fatal
+                    log.error(
+                        "alert at %s@%d undecodable (%s)", position, record.offset, type(error).__name__
+                    )
+                    continue
+                notifier.add(alert, position, record.offset)
+        notifier.send_due(everything=stopping)
+        offsets = {tp: offset for tp, offset in notifier.committable().items() if committed.get(tp) != offset}
+        if offsets:
+            consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()})
+            committed.update(offsets)
+        if stopping:
+            return

@@ -1,0 +1,73 @@
+"""What every long-running command shares: logging, stopping on SIGINT/SIGTERM, metrics, Kafka clients."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from prometheus_client import start_http_server
+
+from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from clickhouse_driver import Client
+    from kafka import KafkaConsumer
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # kafka-python is chatty at INFO about every connection; its warnings still show.
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+def stop_on_signals() -> Callable[[], bool]:
+    """A ``should_stop()`` that turns true on the first SIGINT or SIGTERM."""
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        logging.getLogger(__name__).info("stopping on %s", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    return stopping.is_set
+
+
+def serve_metrics(port: int) -> None:
+    """Prometheus text on http://127.0.0.1:PORT/metrics (0 turns it off)."""
+    if port:
+        start_http_server(port, addr="127.0.0.1")
+
+
+def kafka_consumer(settings: Settings, group_id: str, *topics: str) -> KafkaConsumer:
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_interval_ms=600_000,
+    )
+
+
+def clickhouse_client(settings: Settings) -> Client:
+    from clickhouse_driver import Client
+
+    ch = settings.clickhouse
+    return Client(
+        host=ch.host,
+        port=ch.port,
+        user=ch.user,
+        password=ch.password,
+        database=ch.database,
+        connect_timeout=5,
+        send_receive_timeout=30,
+    )

@@ -1,0 +1,83 @@
+"""`promise-ledger sink`: alignment events, alerts and dead letters from Kafka into ClickHouse."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import click
+
+from streams.cli.errors import CommandError
+from streams.cli.service import (
+    clickhouse_client,
+    configure_logging,
+    kafka_consumer,
+    serve_metrics,
+    stop_on_signals,
+)
+from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC, DEAD_LETTER_TOPIC, Settings
+
+if TYPE_CHECKING:
+    from clickhouse_driver import Client
+
+log = logging.getLogger(__name__)
+
+
+def _apply_schema_when_reachable(client: Client, should_stop: Callable[[], bool]) -> None:
+    from streams.sink.schema import apply_schema
+
+    delay = 0.5
+    while True:
+        try:
+            apply_schema(client)
+            return
+        except Exception as error:
+            if should_stop():
+                raise CommandError("stopped before ClickHouse answered") from None
+            log.warning("ClickHouse not ready (%s); retrying", type(error).__name__)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+@click.command("sink")
+@click.option("--batch-rows", default=5_000, show_default=True, help="Insert when this many rows wait.")
+@click.option("--batch-wait", default=1.0, show_default=True, help="Insert at least this often (seconds).")
+@click.option("--group-id", default="promise-ledger-sink", show_default=True, help="Kafka consumer group.")
+@click.option("--metrics-port", default=9108, show_default=True, help="Prometheus port (127.0.0.1); 0 = off.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def command(batch_rows: int, batch_wait: float, group_id: str, metrics_port: int, verbose: bool) -> None:
+    """Write alignment events, alerts and dead letters into ClickHouse.
+
+    \b
+    Reads alignment.events, alignment.alerts and alignment.dlq; inserts in batches; commits Kafka
+    offsets only after ClickHouse took the rows. While ClickHouse is down it retries with backoff and
+    loses nothing; rows replayed after a crash are counted once (ReplacingMergeTree + FINAL views).
+    Connection settings come from PL_* variables (see `deploy/local/stack env`).
+    """
+    from streams import codec
+    from streams.sink.batch import TableSink
+    from streams.sink.rows import ALERTS, ALIGNMENT_EVENTS, DEAD_LETTERS, dead_letter_record
+    from streams.sink.runner import Batching, Route, SinkRunner
+
+    configure_logging(verbose)
+    settings = Settings.from_env()
+    should_stop = stop_on_signals()
+    serve_metrics(metrics_port)
+    client = clickhouse_client(settings)
+    _apply_schema_when_reachable(client, should_stop)
+    routes = {
+        ALIGNMENT_TOPIC: Route(codec.decode_alignment, TableSink(client, ALIGNMENT_EVENTS)),
+        ALERTS_TOPIC: Route(codec.decode_alert, TableSink(client, ALERTS)),
+        DEAD_LETTER_TOPIC: Route(
+            codec.decode_dead_letter,
+            TableSink(client, DEAD_LETTERS),
+            shape=dead_letter_record,
+        ),
+    }
+    consumer = kafka_consumer(settings, group_id, *routes)
+    log.info("sink running: %s -> ClickHouse %s", ", ".join(routes), settings.clickhouse.database)
+    runner = SinkRunner(consumer, routes, Batching(max_rows=batch_rows, max_wait_s=batch_wait))
+    runner.run(should_stop)
+    consumer.close()
