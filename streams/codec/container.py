@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 import fastavro
-
 from fastavro.read import SchemaResolutionError
 
 from streams.codec.errors import EncodeError, IncompatibleSchema, MalformedAvro, UnknownType
