@@ -1,0 +1,43 @@
+"""Test-side conversion of the JSON-lines form (SPEC §3) into decoded-event dicts, without the codec."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMAS = REPO / "schemas"
+ALL_TYPES = REPO / "tests" / "fixtures" / "events" / "all_types.jsonl"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DEPARTMENT_OF = {
+    path.stem: path.parent.name for path in SCHEMAS.glob("*/*.avsc") if path.parent.name != "alignment"
+}
+
+
+def schema_json(type_name: str) -> dict[str, Any]:
+    return json.loads((SCHEMAS / DEPARTMENT_OF[type_name] / f"{type_name}.avsc").read_text(encoding="utf-8"))
+
+
+def _is_timestamp(avro_type: Any) -> bool:
+    branches = avro_type if isinstance(avro_type, list) else [avro_type]
+    return any(isinstance(b, dict) and b.get("logicalType") == "timestamp-millis" for b in branches)
+
+
+def iso_to_ms(text: str) -> int:
+    return (datetime.fromisoformat(text.replace("Z", "+00:00")) - EPOCH) // timedelta(milliseconds=1)
+
+
+def decoded_form(line: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-lines object as the decoded-event dict of the brief: every field, timestamps in ms."""
+    decoded: dict[str, Any] = {"type": line["type"]}
+    for field in schema_json(line["type"])["fields"]:
+        name = field["name"]
+        value = line.get(name, field.get("default"))
+        decoded[name] = iso_to_ms(value) if value is not None and _is_timestamp(field["type"]) else value
+    return decoded
+
+
+def fixture_lines() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in ALL_TYPES.read_text(encoding="utf-8").splitlines() if line.strip()]
