@@ -98,9 +98,15 @@ class _GitHistory:
         return None
 
 
+def gated_files(schemas_dir: Path) -> list[Path]:
+    """The current version of every schema, and the ids file."""
+    ids_file = schemas_dir / IDS_FILE
+    return [*layout_files(schemas_dir), *([ids_file] if ids_file.exists() else [])]
+
+
 def previous_versions(schemas_dir: Path, baseline_dir: Path | None) -> dict[Path, tuple[str, str]]:
     """For each file to gate: (where it came from, previous text); new files are absent."""
-    files = [*layout_files(schemas_dir), schemas_dir / IDS_FILE]
+    files = gated_files(schemas_dir)
     found: dict[Path, tuple[str, str]] = {}
     if baseline_dir is not None:
         for path in files:
@@ -110,7 +116,7 @@ def previous_versions(schemas_dir: Path, baseline_dir: Path | None) -> dict[Path
         return found
     history = _GitHistory(schemas_dir)
     for path in files:
-        previous = history.previous_version(path) if path.exists() else None
+        previous = history.previous_version(path)
         if previous is not None:
             found[path] = (f"commit {previous[0][:12]}", previous[1])
     return found
@@ -138,7 +144,7 @@ def check_schemas(schemas_dir: Path, baseline_dir: Path | None = None) -> list[S
         baseline_dir = Path(os.environ[BASELINE_ENV])
     previous = previous_versions(schemas_dir, baseline_dir)
     checks = []
-    for path in [*layout_files(schemas_dir), schemas_dir / IDS_FILE]:
+    for path in gated_files(schemas_dir):
         if path not in previous:
             checks.append(SchemaCheck(path, None, ()))
             continue

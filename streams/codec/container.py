@@ -11,6 +11,7 @@ Either way records are resolved into the current schemas, so older files stay re
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 import fastavro
@@ -19,6 +20,9 @@ from fastavro.read import SchemaResolutionError
 from streams.codec.errors import EncodeError, IncompatibleSchema, MalformedAvro, UnknownType
 from streams.codec.schemas import full_name
 from streams.codec.wire import AvroCodec
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MILLISECOND = timedelta(milliseconds=1)
 
 
 def write_container(fo: BinaryIO, events: Iterable[Mapping[str, Any]], codec: AvroCodec) -> int:
@@ -43,6 +47,11 @@ def write_container(fo: BinaryIO, events: Iterable[Mapping[str, Any]], codec: Av
     return written
 
 
+def _epoch_ms(value: Any) -> Any:
+    # fastavro applies the logical types of the file's own schema, so timestamps arrive as datetimes here.
+    return (value - EPOCH) // ONE_MILLISECOND if isinstance(value, datetime) else value
+
+
 def read_container(fo: BinaryIO, codec: AvroCodec) -> Iterator[dict[str, Any]]:
     """The input event dicts of an Avro container file, as `AvroCodec.decode` returns them.
 
@@ -63,11 +72,10 @@ def read_container(fo: BinaryIO, codec: AvroCodec) -> Iterator[dict[str, Any]]:
     single_type = None if isinstance(writer_schema, list) else names[0].rsplit(".", 1)[1]
     try:
         for item in records:
-            if single_type is None:
-                name, record = item
-                yield {"type": name.rsplit(".", 1)[1], **record}
-            else:
-                yield {"type": single_type, **item}
+            type_name, record = (
+                (item[0].rsplit(".", 1)[1], item[1]) if single_type is None else (single_type, item)
+            )
+            yield {"type": type_name, **{key: _epoch_ms(value) for key, value in record.items()}}
     except SchemaResolutionError as exc:
         raise IncompatibleSchema(f"container schema cannot be read as the current schemas: {exc}") from exc
     except Exception as exc:  # as above: a damaged block surfaces as assorted exception types
