@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from streams.codec.schemas import schema_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = REPO / "schemas"
@@ -41,3 +44,26 @@ def decoded_form(line: dict[str, Any]) -> dict[str, Any]:
 
 def fixture_lines() -> list[dict[str, Any]]:
     return [json.loads(line) for line in ALL_TYPES.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def evolved_copy(tmp_path: Path) -> Path:
+    """A copy of schemas/ where CommitmentMade gained an optional field, done by the README procedure."""
+    schemas = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, schemas)
+    ids_doc = json.loads((schemas / "ids.json").read_text())
+    old_id = next(int(k) for k, e in ids_doc["schemas"].items() if e["file"] == "sales/CommitmentMade.avsc")
+    archived = "archive/promise_ledger.sales.CommitmentMade/1.avsc"
+    (schemas / archived).parent.mkdir(parents=True)
+    shutil.copy(schemas / "sales/CommitmentMade.avsc", schemas / archived)
+    ids_doc["schemas"][str(old_id)]["file"] = archived
+    newer = schema_json("CommitmentMade")
+    newer["fields"].append({"name": "region", "type": ["null", "string"], "default": None})
+    (schemas / "sales/CommitmentMade.avsc").write_text(json.dumps(newer, indent=2))
+    new_id = max(int(key) for key in ids_doc["schemas"]) + 1
+    ids_doc["schemas"][str(new_id)] = {
+        "name": "promise_ledger.sales.CommitmentMade",
+        "file": "sales/CommitmentMade.avsc",
+        "fingerprint": schema_fingerprint(newer),
+    }
+    (schemas / "ids.json").write_text(json.dumps(ids_doc, indent=2))
+    return schemas

@@ -10,7 +10,7 @@ from typing import Any
 
 import fastavro
 import pytest
-from codec_helpers import SCHEMAS, decoded_form, fixture_lines, schema_json
+from codec_helpers import SCHEMAS, decoded_form, evolved_copy, fixture_lines, schema_json
 
 from streams.codec import (
     AvroCodec,
@@ -266,31 +266,6 @@ def test_decode_errors_share_one_base_with_a_reason(codec: AvroCodec) -> None:
         with pytest.raises(DecodeError) as raised:
             codec.decode(value)
         assert raised.value.reason in {"not_avro", "unknown_schema_id", "malformed_avro"}
-
-
-def evolved_copy(tmp_path: Path) -> Path:
-    """A copy of schemas/ where CommitmentMade gained an optional field, done by the README procedure."""
-    from streams.codec.schemas import schema_fingerprint
-
-    schemas = tmp_path / "schemas"
-    shutil.copytree(SCHEMAS, schemas)
-    ids_doc = json.loads((schemas / "ids.json").read_text())
-    old_id = ID_OF["promise_ledger.sales.CommitmentMade"]
-    archived = "archive/promise_ledger.sales.CommitmentMade/1.avsc"
-    (schemas / archived).parent.mkdir(parents=True)
-    shutil.copy(schemas / "sales/CommitmentMade.avsc", schemas / archived)
-    ids_doc["schemas"][str(old_id)]["file"] = archived
-    newer = schema_json("CommitmentMade")
-    newer["fields"].append({"name": "region", "type": ["null", "string"], "default": None})
-    (schemas / "sales/CommitmentMade.avsc").write_text(json.dumps(newer, indent=2))
-    new_id = max(int(key) for key in ids_doc["schemas"]) + 1
-    ids_doc["schemas"][str(new_id)] = {
-        "name": "promise_ledger.sales.CommitmentMade",
-        "file": "sales/CommitmentMade.avsc",
-        "fingerprint": schema_fingerprint(newer),
-    }
-    (schemas / "ids.json").write_text(json.dumps(ids_doc, indent=2))
-    return schemas
 
 
 def test_records_written_with_an_old_schema_version_decode_into_the_current_one(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import fastavro
 import pytest
-from codec_helpers import SCHEMAS, decoded_form, fixture_lines, schema_json
+from codec_helpers import SCHEMAS, decoded_form, evolved_copy, fixture_lines, schema_json
 
 from streams.codec import AvroCodec, EncodeError, MalformedAvro, UnknownType, read_container, write_container
 
@@ -38,6 +39,15 @@ def test_file_of_a_single_event_type_written_elsewhere_is_readable() -> None:
     fastavro.writer(file, fastavro.parse_schema(schema_json("OrderPlaced")), plain_records)
     file.seek(0)
     assert list(read_container(file, CODEC)) == orders
+
+
+def test_a_file_written_with_older_schemas_reads_as_the_current_ones(tmp_path: Path) -> None:
+    file = io.BytesIO()
+    write_container(file, EVENTS, CODEC)
+    file.seek(0)
+    newer = AvroCodec(evolved_copy(tmp_path))
+    expected = [{**event, "region": None} if event["type"] == "CommitmentMade" else event for event in EVENTS]
+    assert list(read_container(file, newer)) == expected
 
 
 def test_a_bad_event_is_named_by_position() -> None:

@@ -73,6 +73,7 @@ class RecordSchema:
     field_names: frozenset[str] = field(repr=False)
     required_fields: frozenset[str] = field(repr=False)  # no default: must be present to encode
     defaults: Mapping[str, Any] = field(repr=False)
+    timestamp_fields: tuple[str, ...] = field(repr=False)  # timestamp-millis, alone or in a union with null
 
     @property
     def type_name(self) -> str:
@@ -99,7 +100,15 @@ class RecordSchema:
             field_names=frozenset(f["name"] for f in fields),
             required_fields=frozenset(f["name"] for f in fields if "default" not in f),
             defaults={f["name"]: f["default"] for f in fields if "default" in f},
+            timestamp_fields=tuple(f["name"] for f in fields if _is_timestamp(f["type"])),
         )
+
+
+def _is_timestamp(avro_type: Any) -> bool:
+    branches = avro_type if isinstance(avro_type, list) else [avro_type]
+    return any(
+        isinstance(branch, dict) and branch.get("logicalType") == "timestamp-millis" for branch in branches
+    )
 
 
 def load_layout(schemas_dir: Path) -> dict[str, RecordSchema]:
