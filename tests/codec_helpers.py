@@ -1,4 +1,4 @@
-"""Test-side conversion of the JSON-lines form (SPEC §3) into decoded-event dicts, without the codec."""
+"""Test helpers: JSON-lines form (SPEC §3) to decoded-event dicts, and an evolved copy of schemas/."""
 
 from __future__ import annotations
 
