@@ -47,12 +47,18 @@ def fixture_lines() -> list[dict[str, Any]]:
 
 
 def evolved_copy(tmp_path: Path) -> Path:
-    """A copy of schemas/ where CommitmentMade gained an optional field, done by the README procedure."""
+    """A copy of schemas/ where CommitmentMade gained an optional field `region`."""
     schemas = tmp_path / "schemas"
     shutil.copytree(SCHEMAS, schemas)
+    evolve_commitment_made(schemas)
+    return schemas
+
+
+def evolve_commitment_made(schemas: Path) -> None:
+    """Add an optional `region` to CommitmentMade by the procedure of schemas/README.md."""
     ids_doc = json.loads((schemas / "ids.json").read_text())
     old_id = next(int(k) for k, e in ids_doc["schemas"].items() if e["file"] == "sales/CommitmentMade.avsc")
-    archived = "archive/promise_ledger.sales.CommitmentMade/1.avsc"
+    archived = f"archive/promise_ledger.sales.CommitmentMade/{old_id}.avsc"
     (schemas / archived).parent.mkdir(parents=True)
     shutil.copy(schemas / "sales/CommitmentMade.avsc", schemas / archived)
     ids_doc["schemas"][str(old_id)]["file"] = archived
@@ -66,4 +72,3 @@ def evolved_copy(tmp_path: Path) -> Path:
         "fingerprint": schema_fingerprint(newer),
     }
     (schemas / "ids.json").write_text(json.dumps(ids_doc, indent=2))
-    return schemas

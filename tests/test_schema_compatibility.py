@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from codec_helpers import SCHEMAS
+from codec_helpers import SCHEMAS, evolve_commitment_made
 
+from streams.codec import AvroCodec
 from streams.codec.compat import BASELINE_ENV, GateUnavailable, check_schemas, ids_problems, main
 
 ORDER_SHIPPED = "fulfilment/OrderShipped.avsc"
@@ -68,6 +69,15 @@ def test_adding_an_optional_field_passes(repo: Path) -> None:
     assert checks["OrderShipped.avsc"].baseline is not None and checks[
         "OrderShipped.avsc"
     ].baseline.startswith("commit")
+
+
+def test_the_documented_evolution_procedure_passes_the_gate(repo: Path) -> None:
+    evolve_commitment_made(repo / "schemas")
+    checks = {c.path.relative_to(repo / "schemas").as_posix(): c for c in check_schemas(repo / "schemas")}
+    assert [c for c in checks.values() if not c.ok] == []
+    assert checks["sales/CommitmentMade.avsc"].baseline is not None
+    assert checks["ids.json"].baseline is not None
+    assert "promise_ledger.sales.CommitmentMade" in AvroCodec(repo / "schemas").schemas
 
 
 def test_adding_a_field_without_default_fails(repo: Path) -> None:
