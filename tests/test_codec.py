@@ -10,7 +10,7 @@ from typing import Any
 
 import fastavro
 import pytest
-from codec_helpers import SCHEMAS, decoded_form, evolved_copy, fixture_lines, schema_json
+from tests.codec_helpers import SCHEMAS, decoded_form, evolved_copy, fixture_lines, schema_json
 
 from streams.codec import (
     AvroCodec,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import fastavro
 import pytest
-from codec_helpers import SCHEMAS, decoded_form, evolved_copy, fixture_lines, schema_json
+from tests.codec_helpers import SCHEMAS, decoded_form, evolved_copy, fixture_lines, schema_json
 
 from streams.codec import AvroCodec, EncodeError, MalformedAvro, UnknownType, read_container, write_container
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from codec_helpers import SCHEMAS, decoded_form, fixture_lines
+from tests.codec_helpers import SCHEMAS, decoded_form, fixture_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -9,7 +9,7 @@ from typing import Any
 import avro.schema
 import fastavro
 import pytest
-from codec_helpers import SCHEMAS
+from tests.codec_helpers import SCHEMAS
 
 from streams.codec.schemas import layout_files
 
