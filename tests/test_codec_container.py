@@ -8,9 +8,9 @@ from pathlib import Path
 
 import fastavro
 import pytest
-from tests.codec_helpers import SCHEMAS, decoded_form, evolved_copy, fixture_lines, schema_json
 
 from streams.codec import AvroCodec, EncodeError, MalformedAvro, UnknownType, read_container, write_container
+from tests.codec_helpers import SCHEMAS, decoded_form, evolved_copy, fixture_lines, schema_json
 
 CODEC = AvroCodec(SCHEMAS)
 EVENTS = [decoded_form(line) for line in fixture_lines()]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.codec_helpers import SCHEMAS, decoded_form, fixture_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.codec import AvroCodec, DecodeError
+from tests.codec_helpers import SCHEMAS, decoded_form, fixture_lines
 
 CODEC = AvroCodec(SCHEMAS)
 KNOWN_IDS = sorted(CODEC.schema_id(name) for name in CODEC.schemas)

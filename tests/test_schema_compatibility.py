@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.codec_helpers import SCHEMAS, evolve_commitment_made
 
 from streams.codec import AvroCodec
 from streams.codec.compat import BASELINE_ENV, GateUnavailable, check_schemas, ids_problems, main
+from tests.codec_helpers import SCHEMAS, evolve_commitment_made
 
 ORDER_SHIPPED = "fulfilment/OrderShipped.avsc"
 

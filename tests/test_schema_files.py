@@ -9,13 +9,13 @@ from typing import Any
 import avro.schema
 import fastavro
 import pytest
-from tests.codec_helpers import SCHEMAS
 
 from streams.codec.schemas import layout_files
+from tests.codec_helpers import SCHEMAS
 
 FILES = layout_files(SCHEMAS)
 COMMON_FIELDS = ["event_id", "customer_id", "occurred_at", "source"]
-NOT_TIED_TO_A_CUSTOMER = {"ClaimPublished", "StockChanged"}
+NOT_TIED_TO_A_CUSTOMER = {"ClaimPublished", "ClaimWithdrawn", "StockChanged"}
 
 
 def load(path: Path) -> dict[str, Any]:
