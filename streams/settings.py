@@ -14,6 +14,9 @@ INPUT_TOPICS: tuple[str, ...] = ("marketing.events", "sales.events", "fulfilment
 ALIGNMENT_TOPIC = "alignment.events"
 ALERTS_TOPIC = "alignment.alerts"
 DEAD_LETTER_TOPIC = "alignment.dlq"
+# Co-partitioned with the input topics: the worker's timer drops a tick into every partition so an idle
+# partition's clock still follows wall time (SPEC §5).
+TICKS_TOPIC = "promise-ledger.ticks"
 
 
 def _secret_from_env(name: str, default: str) -> str:
@@ -53,3 +56,29 @@ class Settings:
                 database=env("PL_CLICKHOUSE_DATABASE", "promise_ledger"),
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    web_port: int = 6066
+    batch_size: int = 500
+    batch_wait_s: float = 0.05
+    idle_after_s: float = 2.0
+    engine_config_path: str | None = None
+
+    @property
+    def engine_config(self) -> object:
+        from streams.engine import EngineConfig, load_config
+
+        return load_config(self.engine_config_path) if self.engine_config_path else EngineConfig()
+
+
+def worker_settings() -> WorkerSettings:
+    env = os.environ.get
+    return WorkerSettings(
+        web_port=int(env("PL_WORKER_WEB_PORT", "6066")),
+        batch_size=int(env("PL_WORKER_BATCH_SIZE", "500")),
+        batch_wait_s=float(env("PL_WORKER_BATCH_WAIT_S", "0.05")),
+        idle_after_s=float(env("PL_IDLE_AFTER_S", "2.0")),
+        engine_config_path=env("PL_ENGINE_CONFIG") or None,
+    )

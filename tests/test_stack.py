@@ -106,7 +106,7 @@ def test_topics_exist_with_the_configured_partition_counts(stack) -> None:
 
 
 def test_department_topics_are_co_partitioned(stack, stack_module) -> None:
-    counts = {stack.partitions_by_topic[topic] for topic in stack_module.DEPARTMENT_TOPICS}
+    counts = {stack.partitions_by_topic[topic] for topic in stack_module.COPARTITIONED_TOPICS}
     assert counts == {stack.topic_partitions}
 
 

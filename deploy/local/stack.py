@@ -37,14 +37,20 @@ from xml.sax.saxutils import escape as xml_escape
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
-from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC, DEAD_LETTER_TOPIC, INPUT_TOPICS  # noqa: E402
+from streams.settings import (  # noqa: E402
+    ALERTS_TOPIC,
+    ALIGNMENT_TOPIC,
+    DEAD_LETTER_TOPIC,
+    INPUT_TOPICS,
+    TICKS_TOPIC,
+)
 
 KAFKA_VERSION = "4.4.0"
 HOST = "127.0.0.1"
 
-DEPARTMENT_TOPICS = INPUT_TOPICS
+COPARTITIONED_TOPICS = (*INPUT_TOPICS, TICKS_TOPIC)
 OUTPUT_TOPICS = (ALIGNMENT_TOPIC, ALERTS_TOPIC, DEAD_LETTER_TOPIC)
-TOPICS = DEPARTMENT_TOPICS + OUTPUT_TOPICS
+TOPICS = COPARTITIONED_TOPICS + OUTPUT_TOPICS
 
 # Every setting a user can override, with its default. docker-compose.yml uses the same names.
 DEFAULTS: Mapping[str, str] = {

@@ -1,0 +1,240 @@
+"""Raw Kafka records in; what to publish and what to persist out. One engine per input partition.
+
+No Faust here, so every rule of the live pipeline is tested without a broker; ``worker.py`` only
+moves bytes between this and Kafka. Why per partition: a customer's events are co-partitioned
+(keyed by customer_id), so partition *p*'s engine sees every event of its customers in order, and its
+event-time clock is the largest ``occurred_at`` seen on *p* (SPEC §5).
+
+Catalog facts (claims, stock) carry no customer: publishers send them to every partition (see
+``streams.publish``), so each engine applies them at the same place in its own order. Their
+customer-less outputs (CONTRADICTION) are published by partition 0's engine only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from prometheus_client import Counter, Gauge
+
+from streams import codec
+from streams.contract import InputEvent, InvalidEvent, parse_event
+from streams.contract.events import GLOBAL_EVENT_TYPES
+from streams.engine import AlignmentEvent, EngineConfig, PromiseEngine, alert_for
+
+EVENTS_IN = Counter("ledger_events_in_total", "Input events applied to the engine", ["topic"])
+DEAD_LETTERS = Counter("ledger_dead_letters_total", "Records sent to the dead-letter topic", ["reason"])
+ALIGNMENT_OUT = Counter("ledger_alignment_events_total", "Alignment events published", ["type"])
+ALERTS_OUT = Counter("ledger_alerts_total", "Alerts published", ["severity"])
+OPEN_PROMISES = Gauge("ledger_open_promises", "Promises neither kept nor broken yet", ["partition"])
+EVENT_CLOCK = Gauge("ledger_event_clock_seconds", "Event-time clock of the partition's engine", ["partition"])
+
+CATALOG_PARTITION = 0
+_LEDGER_PREFIX = b"c:"
+_PARTITION_PREFIX = b"p:"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(slots=True)
+class Produced:
+    """Records to publish, as (key, Avro value) pairs, in the order they were made."""
+
+    alignment: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    alerts: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Input the clock must never trust: one event stamped next year would break every promise."""
+
+    max_future_ms: int = 24 * 3_600_000
+    max_past_ms: int = 5 * 365 * 24 * 3_600_000
+
+
+class _TrackedLedgers(dict[str, Any]):
+    """The engine writes every changed ledger back; remembering which ones lets us persist only those."""
+
+    __slots__ = ("dirty",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.dirty: set[str] = set()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.dirty.add(key)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.dirty.add(key)
+
+
+@dataclass(slots=True)
+class _Partition:
+    engine: PromiseEngine
+    ledgers: _TrackedLedgers
+    catalog: _TrackedLedgers
+    clock_saved: int | None
+
+
+class Correlator:
+    """Drives the engines of the partitions this worker owns, with their state in ``store``.
+
+    ``store`` is a mapping of bytes to bytes (a Faust table's storage in the worker, a dict in tests).
+    Nothing is written to it while records are handled: ``take_state_changes()`` hands the changes
+    over, so the worker can publish the outputs first and persist the state after them.
+    """
+
+    def __init__(
+        self,
+        store: MutableMapping[bytes, bytes],
+        config: EngineConfig | None = None,
+        *,
+        wall_clock_ms: Callable[[], int],
+        limits: Limits = Limits(),
+    ) -> None:
+        self._store = store
+        self._config = config or EngineConfig()
+        self._wall_clock_ms = wall_clock_ms
+        self._limits = limits
+        self._partitions: dict[int, _Partition] = {}
+
+    # -- records -------------------------------------------------------------------------------
+
+    def handle(self, record: SourceRecord, produced: Produced) -> None:
+        event = self._admit(record, produced)
+        if event is None:
+            return
+        partition = self._partition(record.partition)
+        self._publish(record.partition, partition.engine.process(event), produced)
+        EVENTS_IN.labels(record.topic).inc()
+
+    def _admit(self, record: SourceRecord, produced: Produced) -> InputEvent | None:
+        """The event in the record, or None once the record is in the dead-letter output."""
+        try:
+            event = parse_event(codec.decode(record.value or b""))
+        except codec.DecodeError as error:
+            return self._dead_letter(record, error.reason, error.detail, produced)
+        except InvalidEvent as error:
+            return self._dead_letter(record, "invalid_event", str(error), produced)
+        if not isinstance(event, GLOBAL_EVENT_TYPES):
+            if not record.key:
+                return self._dead_letter(
+                    record, "missing_key", "customer events are keyed by customer_id", produced
+                )
+            if record.key != event.customer_id.encode():
+                return self._dead_letter(
+                    record, "key_mismatch", "key is not the event's customer_id", produced
+                )
+        now = self._wall_clock_ms()
+        if not now - self._limits.max_past_ms <= event.occurred_at <= now + self._limits.max_future_ms:
+            detail = f"occurred_at {event.occurred_at} ms is implausible"
+            return self._dead_letter(record, "timestamp_out_of_range", detail, produced)
+        return event
+
+    def advance(self, partition_number: int, event_time_ms: int, produced: Produced) -> None:
+        """Move a partition's clock forward (the idle clock), firing the deadlines it passes."""
+        partition = self._partition(partition_number)
+        if partition.engine.clock is None or event_time_ms > partition.engine.clock:
+            self._publish(partition_number, partition.engine.advance_to(event_time_ms), produced)
+
+    def clock(self, partition_number: int) -> int | None:
+        return self._partition(partition_number).engine.clock
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def take_state_changes(self) -> Iterator[tuple[int, bytes, bytes | None]]:
+        """(partition, key, value or None for a delete) for everything changed since the last call."""
+        for number, partition in self._partitions.items():
+            for customer_id in partition.ledgers.dirty:
+                key = _LEDGER_PREFIX + customer_id.encode()
+                ledger = partition.ledgers.get(customer_id)
+                value = None if ledger is None else orjson.dumps({"p": number, "ledger": ledger.to_dict()})
+                yield number, key, value
+            partition.ledgers.dirty.clear()
+            clock = partition.engine.clock
+            if partition.catalog.dirty or clock != partition.clock_saved:
+                meta = {"p": number, "clock": clock, "catalog": partition.engine.catalog_to_dict()}
+                yield number, _PARTITION_PREFIX + str(number).encode(), orjson.dumps(meta)
+                partition.catalog.dirty.clear()
+                partition.clock_saved = clock
+            OPEN_PROMISES.labels(str(number)).set(partition.engine.open_promises)
+            if clock is not None:
+                EVENT_CLOCK.labels(str(number)).set(clock / 1000)
+
+    def forget(self, partition_numbers: set[int]) -> None:
+        """Partitions taken away by a rebalance; if they come back, they are rebuilt from the store."""
+        for number in partition_numbers:
+            self._partitions.pop(number, None)
+
+    def _partition(self, number: int) -> _Partition:
+        partition = self._partitions.get(number)
+        if partition is None:
+            partition = self._load(number)
+            self._partitions[number] = partition
+        return partition
+
+    def _load(self, number: int) -> _Partition:
+        from streams.engine import CustomerLedger
+
+        ledgers = _TrackedLedgers()
+        meta: dict[str, Any] = {}
+        for key, value in self._store.items():
+            record = orjson.loads(value)
+            if record["p"] != number:
+                continue
+            if key.startswith(_LEDGER_PREFIX):
+                dict.__setitem__(
+                    ledgers, key[len(_LEDGER_PREFIX) :].decode(), CustomerLedger.from_dict(record["ledger"])
+                )
+            elif key.startswith(_PARTITION_PREFIX):
+                meta = record
+        catalog = _TrackedLedgers()
+        engine = PromiseEngine(self._config, ledgers=ledgers, catalog=catalog)
+        if meta:
+            engine.restore(clock=meta["clock"], catalog=meta["catalog"])
+        engine.rebuild_indexes()
+        ledgers.dirty.clear()
+        catalog.dirty.clear()
+        return _Partition(engine, ledgers, catalog, meta.get("clock"))
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def _publish(self, partition: int, events: list[AlignmentEvent], produced: Produced) -> None:
+        for event in events:
+            if event.customer_id is None and partition != CATALOG_PARTITION:
+                continue  # the same catalog output comes from partition 0's engine
+            body = event.to_dict()
+            key = (event.customer_id or event.claim_id or "").encode() or None
+            produced.alignment.append((key, codec.encode_alignment(body)))
+            ALIGNMENT_OUT.labels(event.type).inc()
+            alert = alert_for(event)
+            if alert is not None:
+                produced.alerts.append((key, codec.encode_alert(alert.to_dict())))
+                ALERTS_OUT.labels(alert.severity).inc()
+
+    def _dead_letter(self, record: SourceRecord, reason: str, detail: str, produced: Produced) -> None:
+        """Publish the record, untouched, with why it was refused; always returns None."""
+        dead_letter = {
+            "reason": reason,
+            "detail": detail[:1000],
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": record.key,
+            "value": record.value,
+            "dead_lettered_at": self._wall_clock_ms(),
+        }
+        produced.dead_letters.append((record.key, codec.encode_dead_letter(dead_letter)))
+        DEAD_LETTERS.labels(reason).inc()
