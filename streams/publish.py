@@ -1,0 +1,68 @@
+"""Publishing input events the way a source system should: Avro (Confluent framing) with kafka-python.
+
+Customer events are keyed by ``customer_id`` (Kafka's default partitioner then co-partitions a
+customer's events across the four topics). Catalog facts (ClaimPublished, ClaimWithdrawn,
+StockChanged) concern every customer, so they are written to every partition of their topic: each
+partition's engine then learns them at the same point of its own stream (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kafka import KafkaProducer
+
+from streams import codec
+from streams.contract import TOPIC_OF
+from streams.contract.events import GLOBAL_EVENT_TYPES
+
+CATALOG_TYPES = frozenset(event_type.__name__ for event_type in GLOBAL_EVENT_TYPES)
+
+
+class EventPublisher:
+    def __init__(self, bootstrap_servers: str, *, linger_ms: int = 5) -> None:
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            linger_ms=linger_ms,
+            batch_size=256 * 1024,
+            max_in_flight_requests_per_connection=1,  # keeps a customer's events in order on retries
+        )
+        self._partitions: dict[str, list[int]] = {}
+
+    def _partitions_of(self, topic: str) -> list[int]:
+        if topic not in self._partitions:
+            found = self._producer.partitions_for(topic)
+            if not found:
+                raise RuntimeError(f"topic {topic} does not exist")
+            self._partitions[topic] = sorted(found)
+        return self._partitions[topic]
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        """One decoded-event dict (SPEC §3 fields, timestamps as epoch ms)."""
+        topic = TOPIC_OF[event["type"]]
+        value = codec.encode(event)
+        if event["type"] in CATALOG_TYPES:
+            for partition in self._partitions_of(topic):
+                self._producer.send(topic, value=value, partition=partition)
+        else:
+            self._producer.send(topic, key=event["customer_id"].encode(), value=value)
+
+    def publish_all(self, events: Iterable[Mapping[str, Any]]) -> int:
+        count = 0
+        for event in events:
+            self.publish(event)
+            count += 1
+        self._producer.flush()
+        return count
+
+    def send_raw(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
+        """Bytes as they are: for tests and fault drills that need malformed records."""
+        self._producer.send(topic, key=key, value=value)
+
+    def flush(self) -> None:
+        self._producer.flush()
+
+    def close(self) -> None:
+        self._producer.close()
