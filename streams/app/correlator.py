@@ -144,9 +144,12 @@ class Correlator:
         return event
 
     def advance(self, partition_number: int, event_time_ms: int, produced: Produced) -> None:
-        """Move a partition's clock forward (the idle clock), firing the deadlines it passes."""
+        """Move a partition's clock forward (the idle clock), firing the deadlines it passes.
+
+        A partition that has seen no event yet keeps no clock: the first event sets it.
+        """
         partition = self._partition(partition_number)
-        if partition.engine.clock is None or event_time_ms > partition.engine.clock:
+        if partition.engine.clock is not None and event_time_ms > partition.engine.clock:
             self._publish(partition_number, partition.engine.advance_to(event_time_ms), produced)
 
     def clock(self, partition_number: int) -> int | None:

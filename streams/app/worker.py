@@ -64,20 +64,28 @@ def _wall_clock_ms() -> int:
 
 
 correlator = Correlator(state.data, wall_clock_ms=_wall_clock_ms, config=tuning.engine_config)
+_started_at = time.monotonic()
 _last_input: dict[int, float] = {}  # partition -> monotonic time of its last input record
 _next_offset: dict[TP, int] = {}
 
 
-def _caught_up(partition: int) -> bool:
-    """Every input topic's partition is read to its end, and has been quiet for ``idle_after_s``."""
-    if time.monotonic() - _last_input.get(partition, 0.0) < tuning.idle_after_s:
+async def _caught_up(partition: int) -> bool:
+    """Every input topic's partition is read to its end, and has been quiet for ``idle_after_s``.
+
+    Until the consumer knows a partition's high-water mark, the answer is no: after a restart the
+    clock must not jump to wall time ahead of a backlog it has not read yet.
+    """
+    if time.monotonic() - _last_input.get(partition, _started_at) < tuning.idle_after_s:
         return False
     for topic in INPUT_TOPICS:
         tp = TP(topic, partition)
-        highwater = app.consumer.highwater(tp) if app.consumer else None
+        highwater = app.consumer.highwater(tp)
         if highwater is None:
-            continue
-        lag = max(highwater - _next_offset.get(tp, 0), 0)
+            return False
+        read_to = _next_offset.get(tp)
+        if read_to is None:
+            read_to = await app.consumer.position(tp) or 0
+        lag = max(highwater - read_to, 0)
         LAG.labels(topic, str(partition)).set(lag)
         if lag:
             return False
@@ -112,7 +120,7 @@ async def correlate(stream: faust.StreamT[Any]) -> None:
         for event in events:
             message = event.message
             if message.topic == TICKS_TOPIC:
-                if _caught_up(message.partition):
+                if await _caught_up(message.partition):
                     correlator.advance(message.partition, _wall_clock_ms(), produced)
                 continue
             _last_input[message.partition] = time.monotonic()
