@@ -67,3 +67,16 @@ def clickhouse_scratch(stack) -> Iterator[ServerEngine]:
         client.disconnect()
         admin.execute(f"DROP DATABASE IF EXISTS {database}")
         admin.disconnect()
+
+
+@pytest.fixture
+def pipeline(stack, stack_module: ModuleType, tmp_path: Path) -> Iterator[object]:
+    """Empty pipeline topics on the local stack, and whatever processes the test starts, stopped after."""
+    from tests.live_pipeline import Pipeline
+
+    live = Pipeline(stack, stack_module, tmp_path)
+    live.reset()
+    try:
+        yield live
+    finally:
+        live.stop_all()

@@ -1,0 +1,147 @@
+"""The pipeline run for real on the local stack: empty topics, worker processes, readers of outputs.
+
+Each live test starts from empty topics and consumer groups, because the engine's clock is event time:
+a worker that has seen today's events would rightly judge a test's older events against today.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+from kafka.errors import GroupIdNotFoundError, KafkaError, UnknownTopicOrPartitionError
+
+from streams.publish import EventPublisher
+
+CHANGELOG_TOPIC = "promise-ledger-ledger-state-changelog"
+GROUPS = ("promise-ledger", "promise-ledger-sink", "promise-ledger-notifier")
+EXTRA_TOPICS = (CHANGELOG_TOPIC, "alignment.slack-sent")
+
+
+class Pipeline:
+    def __init__(self, stack: Any, stack_module: ModuleType, logs: Path) -> None:
+        self.stack = stack
+        self.stack_module = stack_module
+        self.bootstrap: str = stack.kafka_bootstrap
+        self.logs = logs
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.env = {**os.environ, **stack.exports(), "PYTHONUNBUFFERED": "1"}
+
+    # -- topics --------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Every pipeline topic empty again, no committed offsets, no table state."""
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            for group in GROUPS:
+                with contextlib.suppress(GroupIdNotFoundError, KafkaError):
+                    admin.delete_consumer_groups([group])
+            existing = set(admin.list_topics())
+            doomed = [t for t in (*self.stack_module.TOPICS, *EXTRA_TOPICS) if t in existing]
+            if doomed:
+                with contextlib.suppress(UnknownTopicOrPartitionError):
+                    admin.delete_topics(doomed)
+            deadline = time.monotonic() + 60
+            while set(admin.list_topics()) & set(doomed):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("topics were not deleted")
+                time.sleep(0.2)
+        finally:
+            admin.close()
+        kafka = self.stack_module.Kafka(self.stack)
+        for attempt in range(50):
+            try:
+                kafka.ensure_topics()
+                return
+            except Exception:
+                if attempt == 49:
+                    raise
+                time.sleep(0.3)
+
+    # -- processes -----------------------------------------------------------------------------
+
+    def start(self, name: str, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli.main", *args],
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def start_worker(
+        self, name: str = "worker", web_port: int = 16066, **env: str
+    ) -> subprocess.Popen[bytes]:
+        return self.start(name, "worker", "--web-port", str(web_port), "--loglevel", "info", env=env)
+
+    def log_of(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    @staticmethod
+    def kill(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+        if process.poll() is None:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=60)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def publisher(self) -> EventPublisher:
+        return EventPublisher(self.bootstrap)
+
+    def publish(self, events: Iterable[Mapping[str, Any]]) -> int:
+        publisher = self.publisher()
+        try:
+            return publisher.publish_all(events)
+        finally:
+            publisher.close()
+
+    def read(
+        self,
+        topic: str,
+        decode: Callable[[bytes], Any],
+        until: Callable[[list[Any]], bool],
+        timeout_s: float = 60.0,
+    ) -> list[Any]:
+        """Everything on the topic from the start, decoded, once ``until(records)`` holds (or timeout)."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        try:
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            records: list[Any] = []
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                for batch in consumer.poll(timeout_ms=300).values():
+                    records.extend(decode(r) for r in batch)
+                if until(records):
+                    break
+            return records
+        finally:
+            consumer.close()
