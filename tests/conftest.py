@@ -80,3 +80,22 @@ def pipeline(stack, stack_module: ModuleType, tmp_path: Path) -> Iterator[object
         yield live
     finally:
         live.stop_all()
+
+
+@pytest.fixture
+def scratch_database(stack) -> Iterator[str]:
+    """The name of a fresh, empty database on the stack's ClickHouse, dropped afterwards."""
+    database = f"scratch_{uuid.uuid4().hex[:12]}"
+    admin = Client(
+        host="127.0.0.1",
+        port=stack.clickhouse_port,
+        user=stack.clickhouse_user,
+        password=stack.clickhouse_password,
+        database=stack.clickhouse_database,
+    )
+    admin.execute(f"CREATE DATABASE {database}")
+    try:
+        yield database
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {database}")
+        admin.disconnect()

@@ -1,0 +1,130 @@
+"""`promise-ledger sink` on the real stack: every row once, through redelivery and a ClickHouse outage."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from clickhouse_driver import Client
+
+from streams import codec
+from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC
+
+pytestmark = pytest.mark.stack
+
+DAY_MS = 86_400_000
+START_MS = 1_772_000_000_000
+
+
+def _alignment(n: int) -> dict[str, Any]:
+    return {
+        "alignment_id": f"al-{n:05d}",
+        "type": "PROMISE_OPENED" if n % 2 else "PROMISE_BROKEN",
+        "customer_id": f"c-{n % 37}",
+        "at": START_MS + (n % 5) * DAY_MS,
+        "promise_id": f"p-{n}",
+        "department": ("MARKETING", "SALES", "SERVICE")[n % 3],
+        "kind": "DELIVERY",
+    }
+
+
+def _alert(n: int) -> dict[str, Any]:
+    return {
+        "alert_id": f"al-{n:05d}",
+        "dedup_key": f"p-{n}",
+        "group_key": "sales:DELIVERY",
+        "severity": "HIGH",
+        "type": "PROMISE_BROKEN",
+        "at": START_MS,
+    }
+
+
+def _publish(pipeline: Any, numbers: range) -> None:
+    publisher = pipeline.publisher()
+    for n in numbers:
+        body = _alignment(n)
+        publisher.send_raw(ALIGNMENT_TOPIC, codec.encode_alignment(body), body["customer_id"].encode())
+        if body["type"] == "PROMISE_BROKEN":
+            publisher.send_raw(ALERTS_TOPIC, codec.encode_alert(_alert(n)), body["customer_id"].encode())
+    publisher.flush()
+    publisher.close()
+
+
+def _client(stack: Any, database: str) -> Client:
+    return Client(
+        host="127.0.0.1",
+        port=stack.clickhouse_port,
+        user=stack.clickhouse_user,
+        password=stack.clickhouse_password,
+        database=database,
+    )
+
+
+def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:  # ClickHouse restarting
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _counts(client: Client) -> tuple[int, int, int]:
+    events = client.execute("SELECT count(), uniqExact(alignment_id) FROM alignment_events FINAL")[0]
+    alerts = client.execute("SELECT count() FROM alerts FINAL")[0][0]
+    return events[0], events[1], alerts
+
+
+def test_every_row_lands_once_even_when_the_batch_is_redelivered(pipeline, stack, scratch_database) -> None:
+    sink = pipeline.start(
+        "sink",
+        "sink",
+        "--batch-wait",
+        "0.2",
+        "--metrics-port",
+        "0",
+        env={"PL_CLICKHOUSE_DATABASE": scratch_database},
+    )
+    _publish(pipeline, range(2_000))
+    _publish(pipeline, range(500))  # the same records again, as after a producer retry
+    client = _client(stack, scratch_database)
+    _wait_for(lambda: _counts(client) == (2_000, 2_000, 1_000), 60, "2000 events and 1000 alerts")
+    made = client.execute("SELECT sum(made) FROM scorecard_daily")[0][0]
+    assert made == 1_000
+    assert sink.poll() is None, pipeline.log_of("sink")
+
+
+def test_clickhouse_down_for_30_seconds_loses_nothing(
+    pipeline, stack, stack_module, scratch_database
+) -> None:
+    pipeline.start(
+        "sink",
+        "sink",
+        "--batch-wait",
+        "0.2",
+        "--metrics-port",
+        "19108",
+        env={"PL_CLICKHOUSE_DATABASE": scratch_database},
+    )
+    client = _client(stack, scratch_database)
+    _publish(pipeline, range(1_000))
+    _wait_for(lambda: _counts(client)[0] == 1_000, 60, "the first half")
+    clickhouse = stack_module.ClickHouse(stack)
+    assert clickhouse.process.stop()
+    try:
+        _publish(pipeline, range(1_000, 2_000))
+        time.sleep(30)
+        metrics = urllib.request.urlopen("http://127.0.0.1:19108/metrics", timeout=5).read().decode()
+        assert "ledger_sink_clickhouse_up 0.0" in metrics
+        assert "ledger_sink_pending_rows" in metrics
+    finally:
+        clickhouse.up()
+    client = _client(stack, scratch_database)
+    _wait_for(lambda: _counts(client) == (2_000, 2_000, 1_000), 90, "every row after the outage")
+    assert pipeline.log_of("sink").count(stack.clickhouse_password) == 0
