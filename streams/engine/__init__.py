@@ -1,0 +1,22 @@
+"""The promise engine (SPEC §4–§5). Pure: no I/O, no clock reads, no randomness."""
+
+from streams.engine.alignment import ALIGNMENT_TYPES, Alert, AlignmentEvent, alert_for, alignment_id
+from streams.engine.config import ConfigError, EngineConfig, config_from_mapping, load_config
+from streams.engine.engine import CATALOG_KEY, PromiseEngine
+from streams.engine.ledger import Catalog, CustomerLedger
+
+__all__ = [
+    "ALIGNMENT_TYPES",
+    "CATALOG_KEY",
+    "Alert",
+    "AlignmentEvent",
+    "Catalog",
+    "ConfigError",
+    "CustomerLedger",
+    "EngineConfig",
+    "PromiseEngine",
+    "alert_for",
+    "alignment_id",
+    "config_from_mapping",
+    "load_config",
+]

@@ -1,0 +1,893 @@
+"""The promise engine (SPEC §4–§5): typed input events in, alignment events out. Pure and deterministic.
+
+Time is event time. ``clock`` is the largest ``occurred_at`` seen (or the time given to ``advance_to``);
+a deadline fires once the *watermark* passes it: ``clock - grace`` while driven by events, or the time
+given to ``advance_to`` (which asserts that input up to then is complete). Each promise keeps one entry
+in a heap of marks (its next at-risk threshold, its due time, or its eviction time once ended); stale
+entries are skipped when popped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sys
+from collections.abc import Callable, MutableMapping
+
+from streams.contract.events import (
+    AgentReplied,
+    CallbackMade,
+    ClaimPublished,
+    ClaimWithdrawn,
+    CommitmentAmended,
+    CommitmentApproved,
+    CommitmentMade,
+    CustomerExposed,
+    InputEvent,
+    OrderDelivered,
+    OrderPlaced,
+    OrderShipped,
+    RefundIssued,
+    SatisfactionRated,
+    ServicePromiseMade,
+    StockChanged,
+    TicketOpened,
+    TicketResolved,
+)
+from streams.engine.alignment import (
+    AT_RISK,
+    COMPLAINT_ATTRIBUTED,
+    CONTRADICTION,
+    CONTRADICTION_SEVERITY,
+    FULFILLED_LATE,
+    PROMISE_BROKEN,
+    PROMISE_KEPT,
+    PROMISE_OPENED,
+    RECOVERED,
+    STYLE_MISMATCH,
+    TONE,
+    AlignmentEvent,
+    alignment_id,
+    base_severity,
+    raise_severity,
+)
+from streams.engine.config import EngineConfig, phrase_key
+from streams.engine.ledger import (
+    APPROVED,
+    BROKEN,
+    KEPT,
+    LATE_SENT,
+    NEAR_SENT,
+    OPEN,
+    STOCKOUT_SENT,
+    UNAPPROVED_SENT,
+    UNINFORMED_SENT,
+    Catalog,
+    Claim,
+    CustomerLedger,
+    Order,
+    Promise,
+    Ticket,
+)
+
+CATALOG_KEY = "catalog"
+_BEFORE_TIME = -(2**62)
+#: heap entries with this promise id are housekeeping passes over a whole ledger
+_LEDGER_PASS = ""
+
+MARKETING = "MARKETING"
+SALES = "SALES"
+SERVICE = "SERVICE"
+UNATTRIBUTED = "UNATTRIBUTED"
+
+_KIND_OF_FULFILMENT = {CallbackMade: "CALLBACK", RefundIssued: "REFUND"}
+
+Mark = tuple[int, str, str]
+
+
+class PromiseEngine:
+    """Correlates one stream of input events; see docs/engine.md for every rule and choice."""
+
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        ledgers: MutableMapping[str, CustomerLedger] | None = None,
+        catalogs: MutableMapping[str, Catalog] | None = None,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self.ledgers: MutableMapping[str, CustomerLedger] = {} if ledgers is None else ledgers
+        self.catalogs: MutableMapping[str, Catalog] = {} if catalogs is None else catalogs
+        self._grace = self.config.grace_ms
+        self._lookback = self.config.lookback_ms
+        self._dedupe_window = self.config.dedupe_window_ms
+        self._signoff = self.config.signoff_ms
+        self._first_reply = self.config.first_reply_ms
+        self._fraction = self.config.at_risk_fraction
+        self._handlers: dict[type, Callable[[CustomerLedger, InputEvent, list[AlignmentEvent]], None]] = {
+            CustomerExposed: self._on_exposed,
+            CommitmentMade: self._on_commitment,
+            CommitmentApproved: self._on_approved,
+            CommitmentAmended: self._on_amended,
+            OrderPlaced: self._on_order,
+            OrderShipped: self._on_shipped,
+            OrderDelivered: self._on_delivered,
+            CallbackMade: self._on_service_done,
+            RefundIssued: self._on_service_done,
+            TicketOpened: self._on_ticket,
+            AgentReplied: self._on_reply,
+            ServicePromiseMade: self._on_service_promise,
+            TicketResolved: self._on_resolved,
+            SatisfactionRated: self._on_rated,
+        }
+        self._dirty: dict[str, CustomerLedger] = {}
+        self.rebuild_indexes()
+
+    # ----------------------------------------------------------------------------------------------
+    # public surface
+
+    @property
+    def clock(self) -> int | None:
+        """The event-time clock: the largest ``occurred_at`` seen, or the last ``advance_to`` time."""
+        return None if self._clock == _BEFORE_TIME else self._clock
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    def customer_value(self, customer_id: str) -> float:
+        ledger = self.ledgers.get(customer_id)
+        return ledger.value if ledger is not None else 0.0
+
+    def rebuild_indexes(self) -> None:
+        """Derive the deadline heap, the stockout index and the clock from the stored records."""
+        catalog = self.catalogs.get(CATALOG_KEY)
+        self._catalog = catalog if catalog is not None else Catalog()
+        self._heap: list[Mark] = []
+        self._shipping_by_product: dict[str, set[tuple[str, str]]] = {}
+        clock = self._catalog.last_at or _BEFORE_TIME
+        for customer_id, ledger in self.ledgers.items():
+            clock = max(clock, ledger.last_at)
+            if ledger.compact_at is not None:
+                self._heap.append((ledger.compact_at, customer_id, _LEDGER_PASS))
+            for promise in ledger.promises.values():
+                self._heap.append((self._next_mark(promise), customer_id, promise.promise_id))
+                if promise.kind == "SHIPPING" and promise.state == OPEN:
+                    self._index_shipping(customer_id, promise)
+        heapq.heapify(self._heap)
+        self._clock = clock
+        self._watermark = clock - self._grace if clock != _BEFORE_TIME else _BEFORE_TIME
+
+    def process(self, event: InputEvent) -> list[AlignmentEvent]:
+        """Apply one input event; returns the alignment events it causes, deadlines it passed first."""
+        out: list[AlignmentEvent] = []
+        customer_id = event.customer_id
+        if customer_id is None:
+            catalog = self._catalog
+            if event.event_id in catalog.seen:
+                return out
+            self._advance(event.occurred_at, out)
+            self._on_global(event, out)
+            self._flush()
+            return out
+        ledger = self.ledgers.get(customer_id)
+        if ledger is not None and event.event_id in ledger.seen:
+            return out
+        self._advance(event.occurred_at, out)
+        ledger = self._dirty.get(customer_id) or self.ledgers.get(customer_id)
+        if ledger is None:
+            ledger = CustomerLedger(sys.intern(customer_id))
+        self._remember(ledger, event)
+        self._dirty[customer_id] = ledger
+        self._handlers[type(event)](ledger, event, out)
+        self._flush()
+        return out
+
+    def advance_to(self, moment: int) -> list[AlignmentEvent]:
+        """Declare input complete up to ``moment`` (``--until``, or the live worker's idle clock: wall
+        time minus grace): every deadline before it fires, without waiting for the grace period."""
+        out: list[AlignmentEvent] = []
+        if moment > self._clock:
+            self._clock = moment
+        if moment > self._watermark:
+            self._watermark = moment
+            self._fire_until(moment, out)
+        self._flush()
+        return out
+
+    # ----------------------------------------------------------------------------------------------
+    # time
+
+    def _advance(self, moment: int, out: list[AlignmentEvent]) -> None:
+        if moment <= self._clock:
+            return
+        self._clock = moment
+        limit = moment - self._grace
+        if limit > self._watermark:
+            self._watermark = limit
+            if self._heap and self._heap[0][0] < limit:
+                self._fire_until(limit, out)
+
+    def _fire_until(self, limit: int, out: list[AlignmentEvent]) -> None:
+        heap = self._heap
+        while heap and heap[0][0] < limit:
+            mark, customer_id, promise_id = heapq.heappop(heap)
+            ledger = self._dirty.get(customer_id) or self.ledgers.get(customer_id)
+            if ledger is None:
+                continue
+            if promise_id == _LEDGER_PASS:
+                if ledger.compact_at == mark:
+                    self._dirty[customer_id] = ledger
+                    self._housekeep(ledger, mark)
+                continue
+            promise = ledger.promises.get(promise_id)
+            if promise is None or self._next_mark(promise) != mark:
+                continue
+            self._dirty[customer_id] = ledger
+            self._fire_mark(ledger, promise, mark, out)
+            if promise.promise_id in ledger.promises:
+                heapq.heappush(heap, (self._next_mark(promise), customer_id, promise_id))
+
+    def _near_at(self, promise: Promise) -> int | None:
+        if promise.flags & NEAR_SENT or promise.due_at <= promise.made_at:
+            return None
+        return promise.made_at + int((promise.due_at - promise.made_at) * self._fraction)
+
+    def _unapproved_at(self, promise: Promise) -> int | None:
+        if promise.kind != "DELIVERY" or promise.flags & (APPROVED | UNAPPROVED_SENT):
+            return None
+        return promise.made_at + self._signoff
+
+    def _next_mark(self, promise: Promise) -> int:
+        if promise.state != OPEN:
+            return promise.ended_at + self._lookback  # type: ignore[operator]
+        mark = promise.due_at
+        near = self._near_at(promise)
+        if near is not None and near < mark:
+            mark = near
+        unapproved = self._unapproved_at(promise)
+        if unapproved is not None and unapproved < mark:
+            mark = unapproved
+        return mark
+
+    def _fire_mark(
+        self, ledger: CustomerLedger, promise: Promise, mark: int, out: list[AlignmentEvent]
+    ) -> None:
+        """The one thing due at ``mark``: at ties sign-off first, then deadline-near, then the break."""
+        if promise.state != OPEN:
+            self._evict(ledger, promise, mark)
+        elif self._unapproved_at(promise) == mark:
+            self._at_risk(ledger, promise, "UNAPPROVED", UNAPPROVED_SENT, mark, None, out)
+        elif self._near_at(promise) == mark:
+            self._at_risk(ledger, promise, "DEADLINE_NEAR", NEAR_SENT, mark, None, out)
+        else:
+            self._break(ledger, promise, out)
+
+    def _catch_up(
+        self, ledger: CustomerLedger, promise: Promise, moment: int, out: list[AlignmentEvent]
+    ) -> None:
+        """Before an event at ``moment`` touches a promise, fire what that promise had due before it, so
+        the outcome depends on event time only, not on how far the clock happened to be."""
+        fired = False
+        while promise.state == OPEN:
+            mark = self._next_mark(promise)
+            if mark >= moment:
+                break
+            self._fire_mark(ledger, promise, mark, out)
+            fired = True
+        if fired:
+            self._schedule(ledger, promise)
+
+    def _schedule(self, ledger: CustomerLedger, promise: Promise) -> None:
+        heapq.heappush(self._heap, (self._next_mark(promise), ledger.customer_id, promise.promise_id))
+
+    # ----------------------------------------------------------------------------------------------
+    # state housekeeping
+
+    def _remember(self, ledger: CustomerLedger, event: InputEvent) -> None:
+        seen = ledger.seen
+        seen[event.event_id] = event.occurred_at
+        if event.occurred_at > ledger.last_at:
+            ledger.last_at = event.occurred_at
+        horizon = self._clock - self._dedupe_window
+        while seen:
+            oldest = next(iter(seen))
+            if seen[oldest] >= horizon:
+                break
+            del seen[oldest]
+        if ledger.compact_at is None:
+            ledger.compact_at = self._clock + self._lookback
+            heapq.heappush(self._heap, (ledger.compact_at, ledger.customer_id, _LEDGER_PASS))
+
+    def _housekeep(self, ledger: CustomerLedger, moment: int) -> None:
+        """Forget what no rule can use any more: old event ids, orders, tickets, exposures."""
+        dedupe_horizon = moment - self._dedupe_window
+        ledger.seen = {event_id: at for event_id, at in ledger.seen.items() if at >= dedupe_horizon}
+        horizon = moment - self._lookback
+        promises = ledger.promises.values()
+        used_orders = {p.order_id for p in promises if p.order_id}
+        used_deals = {p.deal_id for p in promises if p.deal_id}
+        used_tickets = {p.ticket_id for p in promises if p.ticket_id}
+        ledger.orders = {
+            order_id: order
+            for order_id, order in ledger.orders.items()
+            if order.placed_at >= horizon or order_id in used_orders or order.deal_id in used_deals
+        }
+        ledger.tickets = {
+            ticket_id: ticket
+            for ticket_id, ticket in ledger.tickets.items()
+            if ticket.last_at >= horizon or ticket_id in used_tickets
+        }
+        claims = self._catalog.claims
+        ledger.exposures = {
+            claim_id: at
+            for claim_id, at in ledger.exposures.items()
+            if at >= horizon or (claim_id in claims and claims[claim_id].active_at(moment))
+        }
+        if ledger.seen or ledger.orders or ledger.tickets or ledger.exposures:
+            ledger.compact_at = moment + self._lookback
+            heapq.heappush(self._heap, (ledger.compact_at, ledger.customer_id, _LEDGER_PASS))
+        else:
+            ledger.compact_at = None
+
+    def _evict(self, ledger: CustomerLedger, promise: Promise, moment: int) -> None:
+        del ledger.promises[promise.promise_id]
+        if not ledger.promises:
+            self._housekeep(ledger, moment)
+
+    def _flush(self) -> None:
+        """Write every ledger changed in this call back to its store (a Faust table sees the change)."""
+        for customer_id, ledger in self._dirty.items():
+            if ledger.holds_nothing():
+                if customer_id in self.ledgers:
+                    del self.ledgers[customer_id]
+            else:
+                self.ledgers[customer_id] = ledger
+        self._dirty.clear()
+
+    def _index_shipping(self, customer_id: str, promise: Promise) -> None:
+        self._shipping_by_product.setdefault(promise.product or "", set()).add(
+            (customer_id, promise.promise_id)
+        )
+
+    def _unindex_shipping(self, customer_id: str, promise: Promise) -> None:
+        entries = self._shipping_by_product.get(promise.product or "")
+        if entries is not None:
+            entries.discard((customer_id, promise.promise_id))
+            if not entries:
+                del self._shipping_by_product[promise.product or ""]
+
+    # ----------------------------------------------------------------------------------------------
+    # promise outcomes
+
+    def _promise_event(
+        self,
+        kind_of_event: str,
+        ledger: CustomerLedger,
+        promise: Promise,
+        at: int,
+        cause_event_id: str | None,
+        reason: str | None = None,
+        delay_s: int | None = None,
+        severity: str | None = None,
+    ) -> AlignmentEvent:
+        return AlignmentEvent(
+            alignment_id=alignment_id(kind_of_event, ledger.customer_id, promise.promise_id, reason),
+            type=kind_of_event,
+            customer_id=ledger.customer_id,
+            at=at,
+            promise_id=promise.promise_id,
+            department=promise.department,
+            kind=promise.kind,
+            reason=reason,
+            due_at=promise.due_at,
+            ticket_id=promise.ticket_id,
+            claim_id=promise.claim_id,
+            campaign_id=promise.campaign_id,
+            product=promise.product,
+            rep_name=promise.rep_name,
+            deal_id=promise.deal_id,
+            order_id=promise.order_id,
+            delay_s=delay_s,
+            severity=severity,
+            cause_event_id=cause_event_id,
+        )
+
+    def _open(self, ledger: CustomerLedger, promise: Promise, cause: str, out: list[AlignmentEvent]) -> None:
+        ledger.promises[promise.promise_id] = promise
+        out.append(self._promise_event(PROMISE_OPENED, ledger, promise, promise.made_at, cause))
+        self._schedule(ledger, promise)
+
+    def _keep(
+        self, ledger: CustomerLedger, promise: Promise, at: int, cause: str, out: list[AlignmentEvent]
+    ) -> None:
+        promise.state = KEPT
+        promise.ended_at = at
+        if promise.kind == "SHIPPING":
+            self._unindex_shipping(ledger.customer_id, promise)
+        out.append(self._promise_event(PROMISE_KEPT, ledger, promise, at, cause))
+        self._schedule(ledger, promise)
+
+    def _break(self, ledger: CustomerLedger, promise: Promise, out: list[AlignmentEvent]) -> None:
+        reason = self._broken_reason(promise)
+        promise.state = BROKEN
+        promise.ended_at = promise.trouble_at = promise.due_at
+        if promise.kind == "SHIPPING":
+            self._unindex_shipping(ledger.customer_id, promise)
+        config = self.config
+        severity = raise_severity(
+            base_severity(promise.kind, reason),
+            ledger.value,
+            config.severity_raise_one_level_at,
+            config.severity_raise_two_levels_at,
+        )
+        out.append(
+            self._promise_event(PROMISE_BROKEN, ledger, promise, promise.due_at, None, reason, None, severity)
+        )
+
+    @staticmethod
+    def _broken_reason(promise: Promise) -> str:
+        kind = promise.kind
+        if kind == "DELIVERY":
+            if promise.fulfilled == 0:
+                return "NOT_DELIVERED"
+            return "SHORT" if promise.fulfilled < promise.quantity else "MISSING_FEATURE"
+        if kind == "SHIPPING":
+            return "NOT_SHIPPED"
+        if kind == "FIRST_REPLY":
+            return "NO_REPLY"
+        return "NOT_DONE"
+
+    def _at_risk(
+        self,
+        ledger: CustomerLedger,
+        promise: Promise,
+        reason: str,
+        flag: int,
+        at: int,
+        cause: str | None,
+        out: list[AlignmentEvent],
+    ) -> None:
+        if promise.flags & flag or promise.state != OPEN:
+            return
+        promise.flags |= flag
+        promise.trouble_at = at
+        out.append(self._promise_event(AT_RISK, ledger, promise, at, cause, reason))
+
+    def _fulfil(
+        self,
+        ledger: CustomerLedger,
+        promise: Promise,
+        at: int,
+        cause: str,
+        out: list[AlignmentEvent],
+    ) -> None:
+        """The promise's terms are now met at ``at``: kept if still open, else recorded as late once."""
+        if promise.state == OPEN:
+            self._keep(ledger, promise, at, cause, out)
+        elif promise.state == BROKEN and not promise.flags & LATE_SENT:
+            promise.flags |= LATE_SENT
+            delay_s = (at - promise.due_at) // 1000
+            out.append(self._promise_event(FULFILLED_LATE, ledger, promise, at, cause, None, delay_s))
+
+    @staticmethod
+    def _terms_met(promise: Promise) -> bool:
+        if promise.fulfilled < promise.quantity:
+            return False
+        got = promise.fulfilled_features
+        return all(feature in got for feature in promise.features)
+
+    # ----------------------------------------------------------------------------------------------
+    # customer events
+
+    def _on_exposed(self, ledger: CustomerLedger, event: CustomerExposed, out: list[AlignmentEvent]) -> None:
+        if event.claim_id not in ledger.exposures:
+            ledger.exposures[event.claim_id] = event.occurred_at
+
+    def _exposed_claims(self, ledger: CustomerLedger, product: str, moment: int) -> list[Claim]:
+        claims = self._catalog.claims
+        found = []
+        for claim_id in ledger.exposures:
+            claim = claims.get(claim_id)
+            if claim is not None and claim.product == product and claim.active_at(moment):
+                found.append(claim)
+        return found
+
+    def _on_commitment(
+        self, ledger: CustomerLedger, event: CommitmentMade, out: list[AlignmentEvent]
+    ) -> None:
+        if event.commitment_id in ledger.promises:
+            return
+        seen_claims = self._exposed_claims(ledger, event.product, event.occurred_at)
+        claim = min(seen_claims, key=lambda c: (ledger.exposures[c.claim_id], c.claim_id), default=None)
+        promise = Promise(
+            promise_id=event.commitment_id,
+            kind="DELIVERY",
+            department=SALES,
+            made_at=event.occurred_at,
+            due_at=event.deliver_by,
+            quantity=event.quantity,
+            product=sys.intern(event.product),
+            features=tuple(event.features),
+            deal_id=event.deal_id,
+            claim_id=claim.claim_id if claim else None,
+            campaign_id=claim.campaign_id if claim else None,
+            rep_name=event.rep_name,
+        )
+        if event.rep_name:
+            ledger.rep_name = event.rep_name
+        self._open(ledger, promise, event.event_id, out)
+        if promise.quantity == 0 and not promise.features:
+            self._fulfil(ledger, promise, event.occurred_at, event.event_id, out)
+
+    def _open_delivery(self, ledger: CustomerLedger, commitment_id: str) -> Promise | None:
+        promise = ledger.promises.get(commitment_id)
+        return promise if promise is not None and promise.kind == "DELIVERY" else None
+
+    def _on_approved(
+        self, ledger: CustomerLedger, event: CommitmentApproved, out: list[AlignmentEvent]
+    ) -> None:
+        promise = self._open_delivery(ledger, event.commitment_id)
+        if promise is None or promise.state != OPEN:
+            return
+        self._catch_up(ledger, promise, event.occurred_at, out)
+        promise.flags |= APPROVED
+
+    def _on_amended(
+        self, ledger: CustomerLedger, event: CommitmentAmended, out: list[AlignmentEvent]
+    ) -> None:
+        promise = self._open_delivery(ledger, event.commitment_id)
+        if promise is None or promise.state != OPEN:
+            return
+        self._catch_up(ledger, promise, event.occurred_at, out)
+        if promise.state != OPEN:
+            return
+        if not event.customer_informed:
+            self._at_risk(
+                ledger, promise, "UNINFORMED_CHANGE", UNINFORMED_SENT, event.occurred_at, event.event_id, out
+            )
+            return
+        if event.deliver_by is not None:
+            promise.due_at = event.deliver_by
+        if event.quantity is not None:
+            promise.quantity = event.quantity
+        if self._terms_met(promise):
+            self._fulfil(ledger, promise, event.occurred_at, event.event_id, out)
+        else:
+            self._schedule(ledger, promise)
+
+    def _on_order(self, ledger: CustomerLedger, event: OrderPlaced, out: list[AlignmentEvent]) -> None:
+        if event.amount is not None:
+            ledger.value += event.amount
+        if event.order_id in ledger.orders:
+            return
+        product = sys.intern(event.product)
+        seen_claims = self._exposed_claims(ledger, product, event.occurred_at)
+        if event.deal_id is not None or seen_claims:
+            ledger.orders[event.order_id] = Order(event.deal_id, product, event.quantity, event.occurred_at)
+        if not seen_claims:
+            return
+        # One shipping promise per order: the most demanding claim the customer saw.
+        claim = min(seen_claims, key=lambda c: (c.shipping_window_ms(), c.claim_id))
+        promise = Promise(
+            promise_id=f"{claim.claim_id}:{event.order_id}",
+            kind="SHIPPING",
+            department=MARKETING,
+            made_at=event.occurred_at,
+            due_at=event.occurred_at + claim.shipping_window_ms(),
+            quantity=event.quantity,
+            product=product,
+            deal_id=event.deal_id,
+            order_id=event.order_id,
+            claim_id=claim.claim_id,
+            campaign_id=claim.campaign_id,
+        )
+        self._open(ledger, promise, event.event_id, out)
+        self._index_shipping(ledger.customer_id, promise)
+        if self._catalog.stock.get(product) == 0:
+            self._at_risk(ledger, promise, "STOCKOUT", STOCKOUT_SENT, event.occurred_at, event.event_id, out)
+
+    def _on_shipped(self, ledger: CustomerLedger, event: OrderShipped, out: list[AlignmentEvent]) -> None:
+        order_id = event.order_id
+        for promise in list(ledger.promises.values()):
+            if promise.kind != "SHIPPING" or promise.order_id != order_id:
+                continue
+            self._catch_up(ledger, promise, event.occurred_at, out)
+            promise.fulfilled += event.quantity
+            if self._terms_met(promise):
+                self._fulfil(ledger, promise, event.occurred_at, event.event_id, out)
+
+    def _on_delivered(self, ledger: CustomerLedger, event: OrderDelivered, out: list[AlignmentEvent]) -> None:
+        deal_id = event.deal_id
+        if deal_id is None:
+            order = ledger.orders.get(event.order_id)
+            deal_id = order.deal_id if order is not None else None
+        if deal_id is None:
+            return
+        for promise in list(ledger.promises.values()):
+            if promise.kind != "DELIVERY" or promise.deal_id != deal_id or promise.product != event.product:
+                continue
+            self._catch_up(ledger, promise, event.occurred_at, out)
+            promise.fulfilled += event.quantity
+            if event.features:
+                promise.fulfilled_features = tuple(sorted({*promise.fulfilled_features, *event.features}))
+            if self._terms_met(promise):
+                self._fulfil(ledger, promise, event.occurred_at, event.event_id, out)
+
+    def _on_service_done(
+        self, ledger: CustomerLedger, event: CallbackMade | RefundIssued, out: list[AlignmentEvent]
+    ) -> None:
+        kind = _KIND_OF_FULFILMENT[type(event)]
+        ticket = ledger.tickets.get(event.ticket_id)
+        if ticket is not None:
+            ticket.last_at = max(ticket.last_at, event.occurred_at)
+        for promise in sorted(ledger.promises.values(), key=lambda p: (p.due_at, p.promise_id)):
+            if promise.kind == kind and promise.ticket_id == event.ticket_id:
+                self._catch_up(ledger, promise, event.occurred_at, out)
+                self._fulfil(ledger, promise, event.occurred_at, event.event_id, out)
+
+    def _on_service_promise(
+        self, ledger: CustomerLedger, event: ServicePromiseMade, out: list[AlignmentEvent]
+    ) -> None:
+        if event.promise_id in ledger.promises:
+            return
+        ticket = ledger.tickets.get(event.ticket_id)
+        if ticket is not None:
+            ticket.last_at = max(ticket.last_at, event.occurred_at)
+        promise = Promise(
+            promise_id=event.promise_id,
+            kind=event.kind,
+            department=SERVICE,
+            made_at=event.occurred_at,
+            due_at=event.due_at,
+            quantity=0,
+            ticket_id=event.ticket_id,
+        )
+        self._open(ledger, promise, event.event_id, out)
+
+    def _on_ticket(self, ledger: CustomerLedger, event: TicketOpened, out: list[AlignmentEvent]) -> None:
+        ticket = ledger.tickets.get(event.ticket_id)
+        if ticket is not None and ticket.opened_at is not None:
+            return
+        if ticket is None:
+            ticket = ledger.tickets[event.ticket_id] = Ticket(event.ticket_id, None, None)
+        ticket.opened_at = event.occurred_at
+        ticket.category = event.category
+        ticket.order_id = event.order_id
+        ticket.deal_id = event.deal_id
+        ticket.last_at = max(ticket.last_at, event.occurred_at)
+        out.append(self._attribute(ledger, event))
+        promise = Promise(
+            promise_id=f"{event.ticket_id}:first-reply",
+            kind="FIRST_REPLY",
+            department=SERVICE,
+            made_at=event.occurred_at,
+            due_at=event.occurred_at + self._first_reply,
+            quantity=0,
+            order_id=event.order_id,
+            deal_id=event.deal_id,
+            ticket_id=event.ticket_id,
+        )
+        if promise.promise_id in ledger.promises:
+            return
+        self._open(ledger, promise, event.event_id, out)
+        if ticket.replied:
+            self._fulfil(ledger, promise, event.occurred_at, event.event_id, out)
+
+    def _attribute(self, ledger: CustomerLedger, event: TicketOpened) -> AlignmentEvent:
+        """Trace the complaint through its order and deal, else to recent trouble (SPEC §4)."""
+        promises = ledger.promises.values()
+        order = ledger.orders.get(event.order_id) if event.order_id else None
+        deal_id = event.deal_id or (order.deal_id if order is not None else None)
+        deal_orders = (
+            {order_id for order_id, o in ledger.orders.items() if o.deal_id == deal_id} if deal_id else set()
+        )
+        chain = [
+            p
+            for p in promises
+            if p.kind != "FIRST_REPLY"
+            and (
+                (event.order_id is not None and p.order_id == event.order_id)
+                or (deal_id is not None and p.deal_id == deal_id)
+                or (p.order_id is not None and p.order_id in deal_orders)
+            )
+        ]
+        if chain:
+            chain.sort(key=lambda p: (p.made_at, p.promise_id), reverse=True)
+        else:
+            since = event.occurred_at - self._lookback
+            chain = [p for p in promises if p.trouble_at is not None and since <= p.trouble_at]
+            chain.sort(key=lambda p: (p.trouble_at, p.promise_id), reverse=True)
+        root = min(chain, key=lambda p: (p.made_at, p.promise_id), default=None)
+        if root is None:
+            root_department = UNATTRIBUTED
+        elif root.claim_id is not None:
+            root_department = MARKETING
+        else:
+            root_department = root.department
+        return AlignmentEvent(
+            alignment_id=alignment_id(COMPLAINT_ATTRIBUTED, ledger.customer_id, event.ticket_id),
+            type=COMPLAINT_ATTRIBUTED,
+            customer_id=ledger.customer_id,
+            at=event.occurred_at,
+            reason=event.category,
+            ticket_id=event.ticket_id,
+            root_department=root_department,
+            promise_ids=[p.promise_id for p in chain],
+            claim_id=root.claim_id if root else None,
+            campaign_id=root.campaign_id if root else None,
+            product=root.product if root else None,
+            rep_name=root.rep_name if root else None,
+            deal_id=deal_id,
+            order_id=event.order_id,
+            cause_event_id=event.event_id,
+        )
+
+    def _on_reply(self, ledger: CustomerLedger, event: AgentReplied, out: list[AlignmentEvent]) -> None:
+        ticket = ledger.tickets.get(event.ticket_id)
+        if ticket is None:
+            ticket = ledger.tickets[event.ticket_id] = Ticket(event.ticket_id, None, None)
+        ticket.last_at = max(ticket.last_at, event.occurred_at)
+        if not ticket.replied:
+            ticket.replied = True
+            promise = ledger.promises.get(f"{event.ticket_id}:first-reply")
+            if promise is not None:
+                self._catch_up(ledger, promise, event.occurred_at, out)
+                self._fulfil(ledger, promise, event.occurred_at, event.event_id, out)
+        customer_id = ledger.customer_id
+        if event.agent_name is None and ledger.rep_name and not ticket.style_flagged:
+            ticket.style_flagged = True
+            out.append(
+                AlignmentEvent(
+                    alignment_id=alignment_id(STYLE_MISMATCH, customer_id, event.ticket_id),
+                    type=STYLE_MISMATCH,
+                    customer_id=customer_id,
+                    at=event.occurred_at,
+                    department=SERVICE,
+                    ticket_id=event.ticket_id,
+                    rep_name=ledger.rep_name,
+                    cause_event_id=event.event_id,
+                )
+            )
+        phrases = self._discouraged_phrases(event.text)
+        if phrases:
+            out.append(
+                AlignmentEvent(
+                    alignment_id=alignment_id(TONE, customer_id, event.ticket_id, event.event_id),
+                    type=TONE,
+                    customer_id=customer_id,
+                    at=event.occurred_at,
+                    department=SERVICE,
+                    ticket_id=event.ticket_id,
+                    phrases=phrases,
+                    agent_name=event.agent_name,
+                    cause_event_id=event.event_id,
+                )
+            )
+
+    def _discouraged_phrases(self, text: str) -> list[str]:
+        """The configured phrases found, each once, in the configured order and spelling."""
+        matches = self.config.tone_regex.findall(text)
+        if not matches:
+            return []
+        found = {phrase_key(match) for match in matches}
+        return [phrase for key, phrase in self.config.tone_canonical.items() if key in found]
+
+    def _on_resolved(self, ledger: CustomerLedger, event: TicketResolved, out: list[AlignmentEvent]) -> None:
+        ticket = ledger.tickets.get(event.ticket_id)
+        if ticket is not None:
+            ticket.resolved = True
+            self._check_recovered(ledger, ticket, event.occurred_at, event.event_id, out)
+
+    def _on_rated(self, ledger: CustomerLedger, event: SatisfactionRated, out: list[AlignmentEvent]) -> None:
+        ticket = ledger.tickets.get(event.ticket_id)
+        if ticket is not None:
+            ticket.score = event.score
+            self._check_recovered(ledger, ticket, event.occurred_at, event.event_id, out)
+
+    def _check_recovered(
+        self, ledger: CustomerLedger, ticket: Ticket, at: int, cause: str, out: list[AlignmentEvent]
+    ) -> None:
+        ticket.last_at = max(ticket.last_at, at)
+        if ticket.recovered or not ticket.resolved or ticket.opened_at is None:
+            return
+        if ticket.score is None or ticket.score < 4:
+            return
+        ticket.recovered = True
+        out.append(
+            AlignmentEvent(
+                alignment_id=alignment_id(RECOVERED, ledger.customer_id, ticket.ticket_id),
+                type=RECOVERED,
+                customer_id=ledger.customer_id,
+                at=at,
+                department=SERVICE,
+                ticket_id=ticket.ticket_id,
+                reason=ticket.category,
+                order_id=ticket.order_id,
+                deal_id=ticket.deal_id,
+                cause_event_id=cause,
+            )
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    # global events
+
+    def _on_global(self, event: InputEvent, out: list[AlignmentEvent]) -> None:
+        catalog = self._catalog
+        catalog.seen[event.event_id] = event.occurred_at
+        catalog.last_at = max(catalog.last_at, event.occurred_at)
+        horizon = self._clock - self._dedupe_window
+        while catalog.seen:
+            oldest = next(iter(catalog.seen))
+            if catalog.seen[oldest] >= horizon:
+                break
+            del catalog.seen[oldest]
+        if isinstance(event, StockChanged):
+            self._on_stock(event, out)
+        elif isinstance(event, ClaimPublished):
+            self._on_claim(event, out)
+        elif isinstance(event, ClaimWithdrawn):
+            claim = catalog.claims.get(event.claim_id)
+            if claim is not None and claim.withdrawn_at is None:
+                claim.withdrawn_at = event.occurred_at
+        self.catalogs[CATALOG_KEY] = catalog
+
+    def _on_claim(self, event: ClaimPublished, out: list[AlignmentEvent]) -> None:
+        catalog = self._catalog
+        if event.claim_id in catalog.claims:
+            return
+        claim = Claim(
+            claim_id=event.claim_id,
+            campaign_id=event.campaign_id,
+            product=sys.intern(event.product),
+            claim=event.claim,
+            ships_within_hours=event.ships_within_hours,
+            valid_until=event.valid_until,
+            published_at=event.occurred_at,
+        )
+        catalog.claims[claim.claim_id] = claim
+        if catalog.stock.get(claim.product) == 0 and claim.active_at(event.occurred_at):
+            claim.contradicted = True
+            out.append(self._contradiction(claim, "CLAIM_WITHOUT_STOCK", event))
+            self._stockout_at_risk(claim.product, event, out)
+
+    def _on_stock(self, event: StockChanged, out: list[AlignmentEvent]) -> None:
+        catalog = self._catalog
+        product = sys.intern(event.product)
+        catalog.stock[product] = event.on_hand
+        claims = sorted(
+            (claim for claim in catalog.claims.values() if claim.product == product),
+            key=lambda claim: claim.claim_id,
+        )
+        if event.on_hand > 0:
+            for claim in claims:
+                claim.contradicted = False
+            return
+        for claim in claims:
+            if claim.active_at(event.occurred_at) and not claim.contradicted:
+                claim.contradicted = True
+                out.append(self._contradiction(claim, "STOCKOUT", event))
+        self._stockout_at_risk(product, event, out)
+
+    def _contradiction(self, claim: Claim, reason: str, event: InputEvent) -> AlignmentEvent:
+        return AlignmentEvent(
+            alignment_id=alignment_id(CONTRADICTION, claim.claim_id, claim.product, reason, event.event_id),
+            type=CONTRADICTION,
+            customer_id=None,
+            at=event.occurred_at,
+            department=MARKETING,
+            reason=reason,
+            claim_id=claim.claim_id,
+            campaign_id=claim.campaign_id,
+            product=claim.product,
+            severity=CONTRADICTION_SEVERITY,
+            cause_event_id=event.event_id,
+        )
+
+    def _stockout_at_risk(self, product: str, event: InputEvent, out: list[AlignmentEvent]) -> None:
+        for customer_id, promise_id in sorted(self._shipping_by_product.get(product, ())):
+            ledger = self._dirty.get(customer_id) or self.ledgers.get(customer_id)
+            promise = ledger.promises.get(promise_id) if ledger is not None else None
+            if promise is None or promise.state != OPEN:
+                continue
+            self._dirty[customer_id] = ledger
+            self._catch_up(ledger, promise, event.occurred_at, out)
+            self._at_risk(ledger, promise, "STOCKOUT", STOCKOUT_SENT, event.occurred_at, event.event_id, out)
