@@ -45,7 +45,7 @@ class Pipeline:
         try:
             for group in GROUPS:
                 with contextlib.suppress(GroupIdNotFoundError, KafkaError):
-                    admin.delete_consumer_groups([group])
+                    admin.delete_groups([group])
             existing = set(admin.list_topics())
             doomed = [t for t in (*self.stack_module.TOPICS, *EXTRA_TOPICS) if t in existing]
             if doomed:

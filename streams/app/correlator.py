@@ -22,18 +22,26 @@ from prometheus_client import Counter, Gauge
 from streams import codec
 from streams.contract import InputEvent, InvalidEvent, parse_event
 from streams.contract.events import GLOBAL_EVENT_TYPES
-from streams.engine import AlignmentEvent, EngineConfig, PromiseEngine, alert_for
+from streams.engine import (
+    CATALOG_KEY,
+    AlignmentEvent,
+    Catalog,
+    CustomerLedger,
+    EngineConfig,
+    PromiseEngine,
+    alert_for,
+)
+from streams.engine.ledger import OPEN
 
 EVENTS_IN = Counter("ledger_events_in_total", "Input events applied to the engine", ["topic"])
 DEAD_LETTERS = Counter("ledger_dead_letters_total", "Records sent to the dead-letter topic", ["reason"])
 ALIGNMENT_OUT = Counter("ledger_alignment_events_total", "Alignment events published", ["type"])
 ALERTS_OUT = Counter("ledger_alerts_total", "Alerts published", ["severity"])
-OPEN_PROMISES = Gauge("ledger_open_promises", "Promises neither kept nor broken yet", ["partition"])
 EVENT_CLOCK = Gauge("ledger_event_clock_seconds", "Event-time clock of the partition's engine", ["partition"])
 
 CATALOG_PARTITION = 0
 _LEDGER_PREFIX = b"c:"
-_PARTITION_PREFIX = b"p:"
+_CATALOG_PREFIX = b"p:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +92,7 @@ class _TrackedLedgers(dict[str, Any]):
 class _Partition:
     engine: PromiseEngine
     ledgers: _TrackedLedgers
-    catalog: _TrackedLedgers
-    clock_saved: int | None
+    catalogs: _TrackedLedgers
 
 
 class Correlator:
@@ -143,14 +150,24 @@ class Correlator:
             return self._dead_letter(record, "timestamp_out_of_range", detail, produced)
         return event
 
-    def advance(self, partition_number: int, event_time_ms: int, produced: Produced) -> None:
-        """Move a partition's clock forward (the idle clock), firing the deadlines it passes.
-
-        A partition that has seen no event yet keeps no clock: the first event sets it.
-        """
+    def advance(self, partition_number: int, wall_clock_ms: int, produced: Produced) -> None:
+        """The idle clock: an idle, caught-up partition has all input up to wall time minus grace, so
+        every deadline before that fires (SPEC §5). A partition that has seen no event keeps no clock."""
         partition = self._partition(partition_number)
-        if partition.engine.clock is not None and event_time_ms > partition.engine.clock:
-            self._publish(partition_number, partition.engine.advance_to(event_time_ms), produced)
+        complete_until = wall_clock_ms - self._config.grace_ms
+        if partition.engine.clock is not None and complete_until > partition.engine.clock:
+            self._publish(partition_number, partition.engine.advance_to(complete_until), produced)
+
+    def open_promises(self, partition_number: int) -> int:
+        """Promises not yet ended on a partition (walks every ledger: call it rarely)."""
+        partition = self._partitions.get(partition_number)
+        if partition is None:
+            return 0
+        return sum(
+            promise.state == OPEN
+            for ledger in partition.ledgers.values()
+            for promise in ledger.promises.values()
+        )
 
     def clock(self, partition_number: int) -> int | None:
         return self._partition(partition_number).engine.clock
@@ -161,18 +178,16 @@ class Correlator:
         """(partition, key, value or None for a delete) for everything changed since the last call."""
         for number, partition in self._partitions.items():
             for customer_id in partition.ledgers.dirty:
-                key = _LEDGER_PREFIX + customer_id.encode()
                 ledger = partition.ledgers.get(customer_id)
                 value = None if ledger is None else orjson.dumps({"p": number, "ledger": ledger.to_dict()})
-                yield number, key, value
+                yield number, _LEDGER_PREFIX + customer_id.encode(), value
             partition.ledgers.dirty.clear()
+            if partition.catalogs.dirty:
+                catalog = partition.catalogs[CATALOG_KEY]
+                value = orjson.dumps({"p": number, "catalog": catalog.to_dict()})
+                yield number, _CATALOG_PREFIX + str(number).encode(), value
+                partition.catalogs.dirty.clear()
             clock = partition.engine.clock
-            if partition.catalog.dirty or clock != partition.clock_saved:
-                meta = {"p": number, "clock": clock, "catalog": partition.engine.catalog_to_dict()}
-                yield number, _PARTITION_PREFIX + str(number).encode(), orjson.dumps(meta)
-                partition.catalog.dirty.clear()
-                partition.clock_saved = clock
-            OPEN_PROMISES.labels(str(number)).set(partition.engine.open_promises)
             if clock is not None:
                 EVENT_CLOCK.labels(str(number)).set(clock / 1000)
 
@@ -189,28 +204,18 @@ class Correlator:
         return partition
 
     def _load(self, number: int) -> _Partition:
-        from streams.engine import CustomerLedger
-
-        ledgers = _TrackedLedgers()
-        meta: dict[str, Any] = {}
+        ledgers, catalogs = _TrackedLedgers(), _TrackedLedgers()
         for key, value in self._store.items():
             record = orjson.loads(value)
             if record["p"] != number:
                 continue
             if key.startswith(_LEDGER_PREFIX):
-                dict.__setitem__(
-                    ledgers, key[len(_LEDGER_PREFIX) :].decode(), CustomerLedger.from_dict(record["ledger"])
-                )
-            elif key.startswith(_PARTITION_PREFIX):
-                meta = record
-        catalog = _TrackedLedgers()
-        engine = PromiseEngine(self._config, ledgers=ledgers, catalog=catalog)
-        if meta:
-            engine.restore(clock=meta["clock"], catalog=meta["catalog"])
-        engine.rebuild_indexes()
-        ledgers.dirty.clear()
-        catalog.dirty.clear()
-        return _Partition(engine, ledgers, catalog, meta.get("clock"))
+                customer_id = key[len(_LEDGER_PREFIX) :].decode()
+                dict.__setitem__(ledgers, customer_id, CustomerLedger.from_dict(record["ledger"]))
+            elif key.startswith(_CATALOG_PREFIX):
+                dict.__setitem__(catalogs, CATALOG_KEY, Catalog.from_dict(record["catalog"]))
+        # The engine derives its clock, deadline queue and stockout index from these records.
+        return _Partition(PromiseEngine(self._config, ledgers=ledgers, catalogs=catalogs), ledgers, catalogs)
 
     # -- outputs -------------------------------------------------------------------------------
 
@@ -222,10 +227,13 @@ class Correlator:
             key = (event.customer_id or event.claim_id or "").encode() or None
             produced.alignment.append((key, codec.encode_alignment(body)))
             ALIGNMENT_OUT.labels(event.type).inc()
-            alert = alert_for(event)
+            alert = alert_for(event, self._customer_value(partition, event.customer_id))
             if alert is not None:
                 produced.alerts.append((key, codec.encode_alert(alert.to_dict())))
                 ALERTS_OUT.labels(alert.severity).inc()
+
+    def _customer_value(self, partition: int, customer_id: str | None) -> float:
+        return self._partitions[partition].engine.customer_value(customer_id) if customer_id else 0.0
 
     def _dead_letter(self, record: SourceRecord, reason: str, detail: str, produced: Produced) -> None:
         """Publish the record, untouched, with why it was refused; always returns None."""

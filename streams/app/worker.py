@@ -34,6 +34,7 @@ from streams.settings import (
 log = logging.getLogger(__name__)
 
 LAG = Gauge("ledger_consumer_lag", "Records not yet processed", ["topic", "partition"])
+OPEN_PROMISES = Gauge("ledger_open_promises", "Promises neither kept nor broken yet", ["partition"])
 
 settings = Settings.from_env()
 tuning = worker_settings()
@@ -56,7 +57,7 @@ ticks = app.topic(TICKS_TOPIC, **_raw)
 alignment_topic = app.topic(ALIGNMENT_TOPIC, **_raw)
 alerts_topic = app.topic(ALERTS_TOPIC, **_raw)
 dead_letter_topic = app.topic(DEAD_LETTER_TOPIC, **_raw)
-state = app.Table("ledger-state", partitions=settings.partitions, **_raw)
+state = app.Table("ledger-state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
 
 def _wall_clock_ms() -> int:
@@ -137,6 +138,12 @@ async def correlate(stream: faust.StreamT[Any]) -> None:
 async def tick_every_partition() -> None:
     for partition in range(settings.partitions):
         await ticks.send(value=b"", partition=partition)
+
+
+@app.timer(interval=15.0)
+async def count_open_promises() -> None:
+    for partition in range(settings.partitions):
+        OPEN_PROMISES.labels(str(partition)).set(correlator.open_promises(partition))
 
 
 @app.on_partitions_revoked.connect
