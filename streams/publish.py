@@ -8,6 +8,7 @@ partition's engine then learns them at the same point of its own stream (docs/ar
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -30,6 +31,14 @@ class EventPublisher:
             max_in_flight_requests_per_connection=1,  # keeps a customer's events in order on retries
         )
         self._partitions: dict[str, list[int]] = {}
+        self._last_timestamp_ms = 0
+
+    def _next_timestamp_ms(self) -> int:
+        """Record timestamps strictly increase, so consumers can merge the four topics back into the
+        order they were published in (streams/app/merge.py); they stay within milliseconds of wall
+        time unless one publisher sends more than a thousand events a second."""
+        self._last_timestamp_ms = max(int(time.time() * 1000), self._last_timestamp_ms + 1)
+        return self._last_timestamp_ms
 
     def _partitions_of(self, topic: str) -> list[int]:
         if topic not in self._partitions:
@@ -43,11 +52,12 @@ class EventPublisher:
         """One decoded-event dict (SPEC §3 fields, timestamps as epoch ms)."""
         topic = TOPIC_OF[event["type"]]
         value = codec.encode(event)
+        stamp = self._next_timestamp_ms()
         if event["type"] in CATALOG_TYPES:
             for partition in self._partitions_of(topic):
-                self._producer.send(topic, value=value, partition=partition)
+                self._producer.send(topic, value=value, partition=partition, timestamp_ms=stamp)
         else:
-            self._producer.send(topic, key=event["customer_id"].encode(), value=value)
+            self._producer.send(topic, key=event["customer_id"].encode(), value=value, timestamp_ms=stamp)
 
     def publish_all(self, events: Iterable[Mapping[str, Any]]) -> int:
         count = 0
@@ -59,7 +69,7 @@ class EventPublisher:
 
     def send_raw(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
         """Bytes as they are: for tests and fault drills that need malformed records."""
-        self._producer.send(topic, key=key, value=value)
+        self._producer.send(topic, key=key, value=value, timestamp_ms=self._next_timestamp_ms())
 
     def flush(self) -> None:
         self._producer.flush()

@@ -64,6 +64,7 @@ class WorkerSettings:
     batch_size: int = 500
     batch_wait_s: float = 0.05
     idle_after_s: float = 2.0
+    merge_wait_s: float = 1.0
     engine_config_path: str | None = None
 
     @property
@@ -80,5 +81,6 @@ def worker_settings() -> WorkerSettings:
         batch_size=int(env("PL_WORKER_BATCH_SIZE", "500")),
         batch_wait_s=float(env("PL_WORKER_BATCH_WAIT_S", "0.05")),
         idle_after_s=float(env("PL_IDLE_AFTER_S", "2.0")),
+        merge_wait_s=float(env("PL_MERGE_WAIT_S", "1.0")),
         engine_config_path=env("PL_ENGINE_CONFIG") or None,
     )

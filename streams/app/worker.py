@@ -1,26 +1,30 @@
 """The Faust app: moves bytes between Kafka and the ``Correlator``; every rule lives elsewhere.
 
 Ordering that makes a kill -9 safe (faust-streaming's exactly-once is not relied on):
-1. take a micro-batch of records (``take_events``; offsets are acked only after the batch);
-2. hand them to the correlator, collecting outputs and state changes in memory;
+1. gather a micro-batch of records, unacknowledged;
+2. merge the input topics back into publication order (merge.py) and hand the records that are
+   ready to the correlator, collecting outputs and state changes in memory;
 3. publish the outputs and wait until Kafka has them (``producer.flush``);
 4. only then write the changed ledgers to the table's changelog, on the source partition.
 A crash before 4 replays the batch from unchanged state and publishes the same alignment ids again
 (consumers de-duplicate by ``alignment_id``); a crash after 4 finds the events already applied, and
-their outputs already in Kafka.
+their outputs already in Kafka. Records are acknowledged (their offsets become committable) only
+after step 4, and only those applied: one still waiting in the merger is fetched again after a crash.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import faust
-from faust.types import TP
+from faust.types import TP, EventT
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from streams.app.correlator import Correlator, Produced, SourceRecord
+from streams.app.merge import PartitionMerger
 from streams.settings import (
     ALERTS_TOPIC,
     ALIGNMENT_TOPIC,
@@ -67,7 +71,8 @@ def _wall_clock_ms() -> int:
 correlator = Correlator(state.data, wall_clock_ms=_wall_clock_ms, config=tuning.engine_config)
 _started_at = time.monotonic()
 _last_input: dict[int, float] = {}  # partition -> monotonic time of its last input record
-_next_offset: dict[TP, int] = {}
+_fetched_to: dict[TP, int] = {}  # next offset after the last record fetched (buffered or applied)
+merger: PartitionMerger[EventT] = PartitionMerger(INPUT_TOPICS, max_wait_s=tuning.merge_wait_s)
 
 
 async def _caught_up(partition: int) -> bool:
@@ -83,7 +88,7 @@ async def _caught_up(partition: int) -> bool:
         highwater = app.consumer.highwater(tp)
         if highwater is None:
             return False
-        read_to = _next_offset.get(tp)
+        read_to = _fetched_to.get(tp)
         if read_to is None:
             read_to = await app.consumer.position(tp) or 0
         lag = max(highwater - read_to, 0)
@@ -113,28 +118,64 @@ def _persist_state() -> None:
         state.send_changelog(partition, key, value)
 
 
+def _read_to_end(partition: int) -> Callable[[str], bool]:
+    def read_to_end(topic: str) -> bool:
+        tp = TP(topic, partition)
+        highwater = app.consumer.highwater(tp)
+        return highwater is not None and _fetched_to.get(tp, 0) >= highwater
+
+    return read_to_end
+
+
+async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
+    """One micro-batch: merge, apply, publish, flush, persist state, then ack what was applied."""
+    produced = Produced()
+    applied: list[EventT] = []
+    ticked: set[int] = set()
+    now = time.monotonic()
+    for event in batch:
+        message = event.message
+        if message.topic == TICKS_TOPIC:
+            ticked.add(message.partition)
+            applied.append(event)
+            continue
+        _fetched_to[message.tp] = message.offset + 1
+        _last_input[message.partition] = now
+        merger.add(message.partition, message.topic, round(message.timestamp * 1000), now, event)
+    for partition in merger.partitions():
+        for event in merger.release(partition, now, _read_to_end(partition)):
+            message = event.message
+            correlator.handle(
+                SourceRecord(message.topic, message.partition, message.offset, message.key, message.value),
+                produced,
+            )
+            applied.append(event)
+    for partition in sorted(ticked):
+        if merger.is_empty(partition) and await _caught_up(partition):
+            correlator.advance(partition, _wall_clock_ms(), produced)
+    await _publish(produced)
+    _persist_state()
+    for event in applied:
+        await stream.ack(event)
+
+
 @app.agent(sources)
 async def correlate(stream: faust.StreamT[Any]) -> None:
-    # concurrency stays 1: table-mutating agents with concurrency > 1 can lose offsets (faust #606).
-    async for events in stream.take_events(tuning.batch_size, within=tuning.batch_wait_s):
-        produced = Produced()
-        for event in events:
-            message = event.message
-            if message.topic == TICKS_TOPIC:
-                if await _caught_up(message.partition):
-                    correlator.advance(message.partition, _wall_clock_ms(), produced)
-                continue
-            _last_input[message.partition] = time.monotonic()
-            _next_offset[TP(message.topic, message.partition)] = message.offset + 1
-            record = SourceRecord(
-                message.topic, message.partition, message.offset, message.key, message.value
-            )
-            correlator.handle(record, produced)
-        await _publish(produced)
-        _persist_state()
+    # Concurrency stays 1: table-mutating agents with concurrency > 1 can lose offsets (faust #606).
+    # Acks are manual: a record still waiting in the merger must not have its offset committed.
+    batch: list[EventT] = []
+    flushed_at = time.monotonic()
+    unacked = stream.noack()
+    async for event in unacked.events():
+        batch.append(event)
+        due = time.monotonic() - flushed_at >= tuning.batch_wait_s
+        if len(batch) >= tuning.batch_size or due or event.message.topic == TICKS_TOPIC:
+            await _apply(unacked, batch)
+            batch = []
+            flushed_at = time.monotonic()
 
 
-@app.timer(interval=1.0)
+@app.timer(interval=0.5)
 async def tick_every_partition() -> None:
     for partition in range(settings.partitions):
         await ticks.send(value=b"", partition=partition)
