@@ -529,7 +529,9 @@ class PromiseEngine:
         if promise is None or promise.state != OPEN:
             return
         self._catch_up(ledger, promise, event.occurred_at, out)
-        promise.flags |= APPROVED
+        if promise.state == OPEN and not promise.flags & APPROVED:
+            promise.flags |= APPROVED
+            self._schedule(ledger, promise)
 
     def _on_amended(
         self, ledger: CustomerLedger, event: CommitmentAmended, out: list[AlignmentEvent]
