@@ -65,6 +65,7 @@ class WorkerSettings:
     batch_wait_s: float = 0.05
     idle_after_s: float = 2.0
     merge_wait_s: float = 1.0
+    session_timeout_s: float = 10.0
     engine_config_path: str | None = None
 
     @property
@@ -82,5 +83,6 @@ def worker_settings() -> WorkerSettings:
         batch_wait_s=float(env("PL_WORKER_BATCH_WAIT_S", "0.05")),
         idle_after_s=float(env("PL_IDLE_AFTER_S", "2.0")),
         merge_wait_s=float(env("PL_MERGE_WAIT_S", "1.0")),
+        session_timeout_s=float(env("PL_SESSION_TIMEOUT_S", "10")),
         engine_config_path=env("PL_ENGINE_CONFIG") or None,
     )

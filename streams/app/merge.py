@@ -2,9 +2,11 @@
 
 Kafka orders records within a topic-partition only; a customer's commitment (sales.events) and the
 complaint about it (service.events) sit in two partitions that a consumer fetches independently. Like
-Kafka Streams' merge of co-partitioned inputs, a record is released only when it has the smallest
-timestamp of the partition's buffered records AND every input topic either has a record buffered or
-has been read to its end (or has kept the head waiting ``max_wait_s``). Timestamps are the records'
+Kafka Streams' merge of co-partitioned inputs (KIP-695), a record is released only when it has the
+smallest timestamp of the partition's buffered records and every other input topic of the partition
+has a record buffered, or is read to its end. A topic known to hold records not fetched yet is always
+waited for; only one whose end is unknown (no fetch answered yet) stops being waited for after
+``max_wait_s``. Timestamps are the records'
 Kafka timestamps (producer CreateTime); ``streams.publish`` makes them strictly increasing, so the
 merge reproduces exactly the order the events were published in, which is the order ``replay`` reads.
 """
@@ -13,9 +15,16 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from enum import Enum
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
+
+
+class Fetched(Enum):
+    TO_THE_END = "to the end"
+    BEHIND = "behind"  # the broker holds records of it that are not fetched yet
+    UNKNOWN = "unknown"
 
 
 class PartitionMerger(Generic[Item]):
@@ -33,13 +42,17 @@ class PartitionMerger(Generic[Item]):
         buffers = self._buffers.get(partition)
         return buffers is None or not any(buffers.values())
 
+    def forget(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self._buffers.pop(partition, None)
+
     def partitions(self) -> list[int]:
         return sorted(self._buffers)
 
-    def release(self, partition: int, now: float, read_to_end: Callable[[str], bool]) -> Iterator[Item]:
+    def release(self, partition: int, now: float, fetched: Callable[[str], Fetched]) -> Iterator[Item]:
         """Items of the partition that can be applied now, oldest first.
 
-        ``read_to_end(topic)`` tells whether this partition of that topic has nothing more to fetch.
+        ``fetched(topic)`` tells how far this partition of that topic has been fetched.
         """
         buffers = self._buffers.get(partition)
         if buffers is None:
@@ -56,7 +69,10 @@ class PartitionMerger(Generic[Item]):
             _, arrived_at, item = buffers[topic][0]
             waited_enough = now - arrived_at >= self._max_wait_s
             for other, buffer in buffers.items():
-                if other != topic and not buffer and not waited_enough and not read_to_end(other):
+                if other == topic or buffer:
+                    continue
+                state = fetched(other)
+                if state is Fetched.BEHIND or (state is Fetched.UNKNOWN and not waited_enough):
                     return  # a record of `other` published before this one may still be on its way
             buffers[topic].popleft()
             yield item

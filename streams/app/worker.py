@@ -24,7 +24,7 @@ from faust.types import TP, EventT
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from streams.app.correlator import Correlator, Produced, SourceRecord
-from streams.app.merge import PartitionMerger
+from streams.app.merge import Fetched, PartitionMerger
 from streams.settings import (
     ALERTS_TOPIC,
     ALIGNMENT_TOPIC,
@@ -53,6 +53,9 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
     web_host="127.0.0.1",
     web_port=tuning.web_port,
+    # A worker killed without leaving the group hands its partitions over after this long.
+    broker_session_timeout=tuning.session_timeout_s,
+    broker_heartbeat_interval=min(3.0, tuning.session_timeout_s / 3),
 )
 
 _raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -75,7 +78,7 @@ _fetched_to: dict[TP, int] = {}  # next offset after the last record fetched (bu
 merger: PartitionMerger[EventT] = PartitionMerger(INPUT_TOPICS, max_wait_s=tuning.merge_wait_s)
 
 
-async def _caught_up(partition: int) -> bool:
+def _caught_up(partition: int) -> bool:
     """Every input topic's partition is read to its end, and has been quiet for ``idle_after_s``.
 
     Until the consumer knows a partition's high-water mark, the answer is no: after a restart the
@@ -88,10 +91,7 @@ async def _caught_up(partition: int) -> bool:
         highwater = app.consumer.highwater(tp)
         if highwater is None:
             return False
-        read_to = _fetched_to.get(tp)
-        if read_to is None:
-            read_to = await app.consumer.position(tp) or 0
-        lag = max(highwater - read_to, 0)
+        lag = max(highwater - _fetch_position(tp), 0)
         LAG.labels(topic, str(partition)).set(lag)
         if lag:
             return False
@@ -118,13 +118,23 @@ def _persist_state() -> None:
         state.send_changelog(partition, key, value)
 
 
-def _read_to_end(partition: int) -> Callable[[str], bool]:
-    def read_to_end(topic: str) -> bool:
+def _fetched(partition: int) -> Callable[[str], Fetched]:
+    def fetched(topic: str) -> Fetched:
         tp = TP(topic, partition)
         highwater = app.consumer.highwater(tp)
-        return highwater is not None and _fetched_to.get(tp, 0) >= highwater
+        if highwater is None:
+            return Fetched.UNKNOWN
+        return Fetched.TO_THE_END if _fetch_position(tp) >= highwater else Fetched.BEHIND
 
-    return read_to_end
+    return fetched
+
+
+def _fetch_position(tp: TP) -> int:
+    """The offset after the last record fetched; before any, where the consumer resumed (the committed
+    offset, which faust keeps only as a private attribute)."""
+    if tp in _fetched_to:
+        return _fetched_to[tp]
+    return app.consumer._committed_offset.get(tp) or 0
 
 
 async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
@@ -143,7 +153,7 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
         _last_input[message.partition] = now
         merger.add(message.partition, message.topic, round(message.timestamp * 1000), now, event)
     for partition in merger.partitions():
-        for event in merger.release(partition, now, _read_to_end(partition)):
+        for event in merger.release(partition, now, _fetched(partition)):
             message = event.message
             correlator.handle(
                 SourceRecord(message.topic, message.partition, message.offset, message.key, message.value),
@@ -151,7 +161,7 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
             )
             applied.append(event)
     for partition in sorted(ticked):
-        if merger.is_empty(partition) and await _caught_up(partition):
+        if merger.is_empty(partition) and _caught_up(partition):
             correlator.advance(partition, _wall_clock_ms(), produced)
     await _publish(produced)
     _persist_state()
@@ -189,7 +199,12 @@ async def count_open_promises() -> None:
 
 @app.on_partitions_revoked.connect
 async def _forget_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
-    correlator.forget({tp.partition for tp in revoked if tp.topic in INPUT_TOPICS})
+    partitions = {tp.partition for tp in revoked if tp.topic in INPUT_TOPICS}
+    # Their buffered records are the new owner's now: it fetches them again from the committed offset.
+    merger.forget(partitions)
+    correlator.forget(partitions)
+    for tp in [tp for tp in _fetched_to if tp.partition in partitions]:
+        del _fetched_to[tp]
 
 
 @app.page("/metrics")
