@@ -61,6 +61,9 @@ def kafka_consumer(settings: Settings, group_id: str, *topics: str) -> KafkaCons
 def clickhouse_client(settings: Settings) -> Client:
     from clickhouse_driver import Client
 
+    # The driver logs every refused connection with a traceback; callers report failures themselves.
+    logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
+
     ch = settings.clickhouse
     return Client(
         host=ch.host,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from streams.report import read_scorecard
 from streams.sink.rows import ALERTS, ALIGNMENT_EVENTS, rows
 from streams.sink.schema import MIGRATIONS, apply_schema
 from tests.clickhouse_engines import SqlEngine, chdb_engine
@@ -131,3 +132,48 @@ def test_promise_state_is_one_row_per_promise(engine: SqlEngine) -> None:
         "p3": ("BROKEN", "NOT_SHIPPED", [], 0),
         "p4": ("KEPT", "", [], 0),
     }
+
+
+def test_report_query_reads_the_scorecard_by_department(engine: SqlEngine) -> None:
+    apply_schema(engine)
+    _load_story_twice(engine)
+    rows = {row.department: row for row in read_scorecard(engine, date(2026, 3, 1))}
+    assert set(rows) == {"MARKETING", "SALES", "SERVICE", "UNATTRIBUTED"}
+    sales = rows["SALES"]
+    assert (sales.made, sales.kept, sales.broken, sales.at_risk, sales.complaints_caused) == (2, 1, 1, 1, 1)
+    assert sales.kept_rate == 0.5
+    assert rows["SERVICE"].kept_rate == 1.0
+    assert rows["UNATTRIBUTED"].kept_rate is None
+    only_sales = read_scorecard(engine, date(2026, 3, 3), "SALES")
+    assert [(r.department, r.made, r.broken) for r in only_sales] == [("SALES", 0, 1)]
+
+
+@pytest.mark.stack
+def test_report_command_prints_the_scorecard_as_json(clickhouse_scratch: SqlEngine, stack: Any) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    apply_schema(clickhouse_scratch)
+    _load_story_twice(clickhouse_scratch)
+    database = clickhouse_scratch.execute("SELECT currentDatabase()")[0][0]
+    env = {**os.environ, **stack.exports(), "PL_CLICKHOUSE_DATABASE": database}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli.main", "report", "--since", "2026-03-01", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    by_department = {row["department"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert by_department["SALES"]["kept_rate"] == 0.5
+    assert by_department["MARKETING"]["broken"] == 1
+    table = subprocess.run(
+        [sys.executable, "-m", "streams.cli.main", "report", "--since", "2026-03-01"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "SALES" in table and "50%" in table

@@ -1,0 +1,58 @@
+"""Queries behind ``promise-ledger report``; they run on ClickHouse 18.16 and on current ClickHouse."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any, Protocol
+
+DEPARTMENTS = ("MARKETING", "SALES", "SERVICE")
+
+# Values are bound by clickhouse-driver (%(name)s), never formatted into the SQL text.
+SCORECARD_BY_DEPARTMENT = """
+SELECT
+    department,
+    sum(made) AS made_n,
+    sum(kept) AS kept_n,
+    sum(broken) AS broken_n,
+    sum(at_risk) AS at_risk_n,
+    sum(complaints_caused) AS complaints_n,
+    sum(tone_issues) AS tone_n,
+    sum(style_mismatches) AS style_n,
+    sum(recovered) AS recovered_n
+FROM scorecard_daily
+WHERE day >= %(since)s AND (%(department)s = '' OR department = %(department)s)
+GROUP BY department
+ORDER BY department
+"""
+
+
+class Query(Protocol):
+    def execute(self, query: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScorecardRow:
+    department: str
+    made: int
+    kept: int
+    broken: int
+    at_risk: int
+    complaints_caused: int
+    tone_issues: int
+    style_mismatches: int
+    recovered: int
+
+    @property
+    def kept_rate(self) -> float | None:
+        """Promises kept on time and in full, of those that ended."""
+        ended = self.kept + self.broken
+        return round(self.kept / ended, 4) if ended else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "kept_rate": self.kept_rate}
+
+
+def read_scorecard(client: Query, since: date, department: str | None = None) -> list[ScorecardRow]:
+    rows = client.execute(SCORECARD_BY_DEPARTMENT, {"since": since, "department": department or ""})
+    return [ScorecardRow(str(row[0]), *(int(value) for value in row[1:])) for row in rows]
