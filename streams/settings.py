@@ -18,6 +18,13 @@ DEAD_LETTER_TOPIC = "alignment.dlq"
 # partition's clock still follows wall time (SPEC §5).
 TICKS_TOPIC = "promise-ledger.ticks"
 
+APP_ID = "promise-ledger"  # the worker's Faust app id, also its consumer group
+STATE_TABLE = "ledger-state"
+STATE_CHANGELOG_TOPIC = f"{APP_ID}-{STATE_TABLE}-changelog"  # Faust's naming
+SINK_GROUP = "promise-ledger-sink"
+NOTIFIER_GROUP = "promise-ledger-notifier"
+SLACK_SENT_TOPIC = "alignment.slack-sent"  # compacted: dedup keys already delivered to Slack
+
 
 def _secret_from_env(name: str, default: str) -> str:
     """A secret comes from ``NAME`` or from the file named by ``NAME_FILE`` (Docker/K8s secrets)."""

@@ -6,7 +6,6 @@ a worker that has seen today's events would rightly judge a test's older events 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -18,8 +17,6 @@ from types import ModuleType
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient
-from kafka.errors import GroupIdNotFoundError, KafkaError, UnknownTopicOrPartitionError
 
 from streams.publish import EventPublisher
 
@@ -41,32 +38,7 @@ class Pipeline:
 
     def reset(self) -> None:
         """Every pipeline topic empty again, no committed offsets, no table state."""
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
-        try:
-            for group in GROUPS:
-                with contextlib.suppress(GroupIdNotFoundError, KafkaError):
-                    admin.delete_groups([group])
-            existing = set(admin.list_topics())
-            doomed = [t for t in (*self.stack_module.TOPICS, *EXTRA_TOPICS) if t in existing]
-            if doomed:
-                with contextlib.suppress(UnknownTopicOrPartitionError):
-                    admin.delete_topics(doomed)
-            deadline = time.monotonic() + 60
-            while set(admin.list_topics()) & set(doomed):
-                if time.monotonic() > deadline:
-                    raise TimeoutError("topics were not deleted")
-                time.sleep(0.2)
-        finally:
-            admin.close()
-        kafka = self.stack_module.Kafka(self.stack)
-        for attempt in range(50):
-            try:
-                kafka.ensure_topics()
-                return
-            except Exception:
-                if attempt == 49:
-                    raise
-                time.sleep(0.3)
+        self.stack_module.Kafka(self.stack).reset()
 
     # -- processes -----------------------------------------------------------------------------
 

@@ -40,8 +40,13 @@ sys.path.insert(0, str(REPO_ROOT))
 from streams.settings import (  # noqa: E402
     ALERTS_TOPIC,
     ALIGNMENT_TOPIC,
+    APP_ID,
     DEAD_LETTER_TOPIC,
     INPUT_TOPICS,
+    NOTIFIER_GROUP,
+    SINK_GROUP,
+    SLACK_SENT_TOPIC,
+    STATE_CHANGELOG_TOPIC,
     TICKS_TOPIC,
 )
 
@@ -465,6 +470,32 @@ class Kafka:
             # Growing a topic would move customers to other partitions and break co-partitioning.
             raise StackError("kafka: partition counts differ: " + "; ".join(wrong))
 
+    def reset(self) -> None:
+        """Empty every pipeline topic: delete them, the worker's state changelog, the notifier's sent
+        keys and the consumer groups, then create the topics again."""
+        doomed = {*self.settings.partitions_by_topic, STATE_CHANGELOG_TOPIC, SLACK_SENT_TOPIC}
+        with admin_client(self.settings) as admin:
+            for group in (APP_ID, SINK_GROUP, NOTIFIER_GROUP):
+                with contextlib.suppress(Exception):  # a group that never existed
+                    admin.delete_groups([group])
+            present = doomed & set(admin.list_topics())
+            if present:
+                admin.delete_topics(sorted(present), raise_errors=False)
+            deadline = time.monotonic() + 60
+            while doomed & set(admin.list_topics()):
+                if time.monotonic() > deadline:
+                    raise StackError("kafka: topics were not deleted within 60 s")
+                time.sleep(0.2)
+        deadline = time.monotonic() + 30
+        while True:  # the broker may still be finishing the deletions
+            try:
+                self.ensure_topics()
+                return
+            except StackError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
 
 def new_cluster_id() -> str:
     # Kafka's Uuid format: 16 random bytes, URL-safe base64 without padding, never starting with '-'.
@@ -723,7 +754,7 @@ def print_exports(settings: StackSettings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deploy/local/stack", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("up", "down", "status", "env"))
+    parser.add_argument("command", choices=("up", "down", "status", "env", "reset"))
     command = parser.parse_args(argv).command
     try:
         settings = load_settings()
@@ -731,6 +762,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             up(settings)
         elif command == "down":
             down(settings)
+        elif command == "reset":
+            with state_lock(settings):
+                Kafka(settings).reset()
+            say("kafka: every pipeline topic is empty")
         elif command == "status":
             return 0 if status(settings) else 1
         else:

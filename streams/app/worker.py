@@ -28,8 +28,10 @@ from streams.app.merge import Fetched, PartitionMerger
 from streams.settings import (
     ALERTS_TOPIC,
     ALIGNMENT_TOPIC,
+    APP_ID,
     DEAD_LETTER_TOPIC,
     INPUT_TOPICS,
+    STATE_TABLE,
     TICKS_TOPIC,
     Settings,
     worker_settings,
@@ -44,7 +46,7 @@ settings = Settings.from_env()
 tuning = worker_settings()
 
 app = faust.App(
-    "promise-ledger",
+    APP_ID,
     broker=f"kafka://{settings.kafka_bootstrap}",
     store="memory://",
     topic_partitions=settings.partitions,
@@ -64,7 +66,7 @@ ticks = app.topic(TICKS_TOPIC, **_raw)
 alignment_topic = app.topic(ALIGNMENT_TOPIC, **_raw)
 alerts_topic = app.topic(ALERTS_TOPIC, **_raw)
 dead_letter_topic = app.topic(DEAD_LETTER_TOPIC, **_raw)
-state = app.Table("ledger-state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+state = app.Table(STATE_TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
 
 def _wall_clock_ms() -> int:

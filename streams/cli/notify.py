@@ -9,16 +9,14 @@ import click
 
 from streams.cli.errors import EXIT_USAGE, CommandError
 from streams.cli.service import configure_logging, kafka_consumer, serve_metrics, stop_on_signals
-from streams.settings import ALERTS_TOPIC, Settings
+from streams.settings import ALERTS_TOPIC, NOTIFIER_GROUP, Settings
 
 log = logging.getLogger(__name__)
 
 
 @click.command("notify")
 @click.option("--window", default=10.0, show_default=True, help="Seconds to gather alerts of one cause.")
-@click.option(
-    "--group-id", default="promise-ledger-notifier", show_default=True, help="Kafka consumer group."
-)
+@click.option("--group-id", default=NOTIFIER_GROUP, show_default=True, help="Kafka consumer group.")
 @click.option("--metrics-port", default=9109, show_default=True, help="Prometheus port (127.0.0.1); 0 = off.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (the webhook URL is never logged).")
 def command(window: float, group_id: str, metrics_port: int, verbose: bool) -> None:

@@ -17,7 +17,7 @@ from streams.cli.service import (
     serve_metrics,
     stop_on_signals,
 )
-from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC, DEAD_LETTER_TOPIC, Settings
+from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC, DEAD_LETTER_TOPIC, SINK_GROUP, Settings
 
 if TYPE_CHECKING:
     from clickhouse_driver import Client
@@ -44,7 +44,7 @@ def _apply_schema_when_reachable(client: Client, should_stop: Callable[[], bool]
 @click.command("sink")
 @click.option("--batch-rows", default=5_000, show_default=True, help="Insert when this many rows wait.")
 @click.option("--batch-wait", default=1.0, show_default=True, help="Insert at least this often (seconds).")
-@click.option("--group-id", default="promise-ledger-sink", show_default=True, help="Kafka consumer group.")
+@click.option("--group-id", default=SINK_GROUP, show_default=True, help="Kafka consumer group.")
 @click.option("--metrics-port", default=9108, show_default=True, help="Prometheus port (127.0.0.1); 0 = off.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def command(batch_rows: int, batch_wait: float, group_id: str, metrics_port: int, verbose: bool) -> None:

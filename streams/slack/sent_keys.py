@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from kafka import KafkaProducer
 
-SENT_KEYS_TOPIC = "alignment.slack-sent"
+from streams.settings import SLACK_SENT_TOPIC
 
 
 class KafkaSentKeys:
-    def __init__(self, bootstrap_servers: str, topic: str = SENT_KEYS_TOPIC) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str = SLACK_SENT_TOPIC) -> None:
         from kafka import KafkaProducer
 
         self._topic = topic
