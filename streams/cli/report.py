@@ -3,50 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import click
 
 from streams.cli.errors import CommandError
-from streams.report import DEPARTMENTS, ScorecardRow, read_scorecard
+from streams.report import DEPARTMENTS, read_scorecard, scorecard_table
 from streams.settings import Settings
-
-
-def _render(rows: list[ScorecardRow], since: date) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Promise Ledger scorecard since {since.isoformat()}", title_justify="left")
-    for heading in (
-        "department",
-        "made",
-        "kept",
-        "broken",
-        "kept on time & in full",
-        "at risk",
-        "complaints caused",
-        "tone",
-        "style",
-        "recovered",
-    ):
-        table.add_column(heading, justify="left" if heading == "department" else "right")
-    for row in rows:
-        rate = "—" if row.kept_rate is None else f"{row.kept_rate:.0%}"
-        table.add_row(
-            row.department,
-            str(row.made),
-            str(row.kept),
-            str(row.broken),
-            rate,
-            str(row.at_risk),
-            str(row.complaints_caused),
-            str(row.tone_issues),
-            str(row.style_mismatches),
-            str(row.recovered),
-        )
-    if not rows:
-        table.caption = "no alignment events in ClickHouse for this period yet"
-    Console().print(table)
 
 
 @click.command("report")
@@ -92,4 +55,6 @@ def command(since: datetime | None, department: str | None, as_json: bool) -> No
         for row in rows:
             click.echo(json.dumps(row.to_dict(), sort_keys=True))
     else:
-        _render(rows, first_day)
+        from rich.console import Console
+
+        Console().print(scorecard_table(rows, first_day))

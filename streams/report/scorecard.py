@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 DEPARTMENTS = ("MARKETING", "SALES", "SERVICE")
 
@@ -56,3 +59,41 @@ class ScorecardRow:
 def read_scorecard(client: Query, since: date, department: str | None = None) -> list[ScorecardRow]:
     rows = client.execute(SCORECARD_BY_DEPARTMENT, {"since": since, "department": department or ""})
     return [ScorecardRow(str(row[0]), *(int(value) for value in row[1:])) for row in rows]
+
+
+def scorecard_table(rows: list[ScorecardRow], since: date) -> Table:
+    """The scorecard as a rich table, as `promise-ledger report` prints it."""
+    from rich.table import Table
+
+    table = Table(title=f"Promise Ledger scorecard since {since.isoformat()}", title_justify="left")
+    headings = (
+        "department",
+        "made",
+        "kept",
+        "broken",
+        "kept on time & in full",
+        "at risk",
+        "complaints caused",
+        "tone",
+        "style",
+        "recovered",
+    )
+    for heading in headings:
+        table.add_column(heading, justify="left" if heading == "department" else "right")
+    for row in rows:
+        rate = "—" if row.kept_rate is None else f"{row.kept_rate:.0%}"
+        table.add_row(
+            row.department,
+            str(row.made),
+            str(row.kept),
+            str(row.broken),
+            rate,
+            str(row.at_risk),
+            str(row.complaints_caused),
+            str(row.tone_issues),
+            str(row.style_mismatches),
+            str(row.recovered),
+        )
+    if not rows:
+        table.caption = "no alignment events in ClickHouse for this period yet"
+    return table
