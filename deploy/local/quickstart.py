@@ -34,7 +34,7 @@ from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
 from streams import codec  # noqa: E402
 from streams.publish import EventPublisher  # noqa: E402
-from streams.report import read_scorecard  # noqa: E402
+from streams.report import read_scorecard, scorecard_table  # noqa: E402
 from streams.settings import ALIGNMENT_TOPIC, Settings  # noqa: E402
 from streams.simulate import simulate_events  # noqa: E402
 from streams.slack.receiver import SlackLikeReceiver, as_slack_shows_it  # noqa: E402
@@ -204,13 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind, count in counts.most_common():
         console.print(f"  {kind:<22}{count:>6}")
     console.print(f"  Slack messages: {len(slack.messages)} (alerts of one cause grouped in one message)")
-    console.rule("scorecard (promise-ledger report)")
-    for row in read_scorecard(client, start.date()):
-        rate = "—" if row.kept_rate is None else f"{row.kept_rate:.0%}"
-        console.print(
-            f"  {row.department:<13} made {row.made:>4}  kept {row.kept:>4}  broken {row.broken:>4}  "
-            f"kept on time & in full {rate:>4}  complaints caused {row.complaints_caused:>3}"
-        )
+    console.print(scorecard_table(read_scorecard(client, start.date()), start.date()))
     console.print(
         Panel(
             "Topics:      in: marketing/sales/fulfilment/service.events\n"
