@@ -309,18 +309,18 @@ class PromiseEngine:
         ledger.orders = {
             order_id: order
             for order_id, order in ledger.orders.items()
-            if order.placed_at >= horizon or order_id in used_orders or order.deal_id in used_deals
+            if order.placed_at > horizon or order_id in used_orders or order.deal_id in used_deals
         }
         ledger.tickets = {
             ticket_id: ticket
             for ticket_id, ticket in ledger.tickets.items()
-            if ticket.last_at >= horizon or ticket_id in used_tickets
+            if ticket.last_at > horizon or ticket_id in used_tickets
         }
         claims = self._catalog.claims
         ledger.exposures = {
             claim_id: at
             for claim_id, at in ledger.exposures.items()
-            if at >= horizon or (claim_id in claims and claims[claim_id].active_at(moment))
+            if at > horizon or (claim_id in claims and claims[claim_id].active_at(moment))
         }
         if ledger.seen or ledger.orders or ledger.tickets or ledger.exposures:
             ledger.compact_at = moment + self._lookback
