@@ -336,7 +336,8 @@ class PromiseEngine:
     def _flush(self) -> None:
         """Write every ledger changed in this call back to its store (a Faust table sees the change)."""
         for customer_id, ledger in self._dirty.items():
-            if ledger.holds_nothing():
+            # Housekeeping clears compact_at only when it left nothing time-bound behind.
+            if ledger.compact_at is None and ledger.holds_nothing():
                 if customer_id in self.ledgers:
                     del self.ledgers[customer_id]
             else:
