@@ -50,7 +50,7 @@ CONTRADICTION_SEVERITY = "HIGH"
 
 def alignment_id(*parts: str | None) -> str:
     """A short stable hash of the parts that make an alignment event what it is (not of its time)."""
-    joined = "\x1f".join("" if part is None else part for part in parts)
+    joined = "\x1f".join([part or "" for part in parts])
     return blake2b(joined.encode(), digest_size=10).hexdigest()
 
 
