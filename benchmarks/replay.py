@@ -26,8 +26,8 @@ from streams.contract import decoded_to_json_line, event_from_json_line, ms_to_i
 from streams.engine import PromiseEngine
 from streams.simulate import DEFAULT_START_MS, simulate_events
 
-#: the simulator makes about 1.45 events per customer per day
-EVENTS_PER_CUSTOMER_DAY = 1.4
+#: the simulator makes about 1.3 events per customer per day; a few more customers, then cut at --events
+EVENTS_PER_CUSTOMER_DAY = 1.2
 DAYS = 30
 DAY_MS = 86_400_000
 

@@ -134,3 +134,17 @@ def test_bad_json_lines_are_rejected(line: bytes, reason: str) -> None:
 def test_fastavro_datetimes_become_epoch_ms() -> None:
     decoded = normalise_timestamps({"occurred_at": datetime(2026, 3, 1, 10, 0, 0, 250_000, tzinfo=UTC)})
     assert decoded["occurred_at"] == iso_to_ms("2026-03-01T10:00:00.250Z")
+
+
+def test_json_line_errors_name_the_field() -> None:
+    line = b'{"type":"StockChanged","event_id":"g","occurred_at":"soon","source":"erp","product":"p"}'
+    with pytest.raises(
+        InvalidEvent, match="StockChanged: field 'occurred_at': not an ISO-8601 timestamp: 'soon'"
+    ):
+        event_from_json_line(line)
+
+
+def test_events_are_frozen() -> None:
+    event = parse_event(dict(COMMITMENT))
+    with pytest.raises(AttributeError):
+        event.quantity = 1  # type: ignore[misc]

@@ -3,6 +3,9 @@ from the SPEC (comments give the arithmetic)."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import orjson
 import pytest
 
 from streams.engine import EngineConfig, alert_for
@@ -311,3 +314,10 @@ def test_only_broken_and_contradiction_raise_alerts() -> None:
     assert alerted == {"PROMISE_BROKEN", "CONTRADICTION"}
     broken = only(events, BROKEN, "cl-48:o-b")
     assert alert_for(broken).group_key == "stockout:gadget"  # type: ignore[union-attr]
+
+
+def test_alignment_events_serialise_as_their_dict() -> None:
+    for event in run_fixture("attribution.jsonl", until=UNTIL):
+        assert orjson.loads(orjson.dumps(event)) == event.to_dict()
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            event.reason = "changed"  # type: ignore[misc]

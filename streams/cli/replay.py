@@ -13,14 +13,7 @@ import fastavro
 import orjson
 
 from streams.cli.errors import EXIT_OK, EXIT_REJECTED_INPUT, EXIT_USAGE, CommandError
-from streams.contract import (
-    InputEvent,
-    InvalidEvent,
-    decode_json_line,
-    iso_to_ms,
-    normalise_timestamps,
-    parse_event,
-)
+from streams.contract import InputEvent, InvalidEvent, iso_to_ms, load_json_line, parse_loose_event
 from streams.engine import AlignmentEvent, ConfigError, EngineConfig, PromiseEngine, load_config
 
 AVRO_MAGIC = b"Obj\x01"
@@ -38,7 +31,7 @@ def _json_entries(handle: BinaryIO, progress: _Progress) -> Iterator[Entry]:
         if not line.strip():
             continue
         try:
-            yield number, parse_event(decode_json_line(line))
+            yield number, parse_loose_event(load_json_line(line))
         except InvalidEvent as error:
             yield number, str(error)
 
@@ -82,7 +75,7 @@ def _avro_entries(handle: BinaryIO, progress: _Progress) -> Iterator[Entry]:
         if "type" not in record and type_name is not None:
             record = {"type": type_name, **record}
         try:
-            yield number, parse_event(normalise_timestamps(record))
+            yield number, parse_loose_event(record)
         except InvalidEvent as error:
             yield number, str(error)
 
@@ -148,7 +141,8 @@ class _Output:
     def write(self, events: list[AlignmentEvent]) -> None:
         lines = self._lines
         for event in events:
-            lines.append(orjson.dumps(event.to_dict()))
+            # orjson writes a slotted dataclass field by field: the to_dict() keys, in the same order.
+            lines.append(orjson.dumps(event))
         if len(lines) >= _WRITE_BATCH:
             self.flush()
 

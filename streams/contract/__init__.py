@@ -29,16 +29,17 @@ from streams.contract.events import (
     TicketResolved,
     event_to_decoded,
     parse_event,
+    parse_loose_event,
 )
 from streams.contract.jsonl import (
     decode_json_line,
     decoded_to_json_line,
     event_from_json_line,
     event_to_json_line,
-    iso_to_ms,
-    ms_to_iso,
+    load_json_line,
     normalise_timestamps,
 )
+from streams.contract.timestamps import iso_to_ms, ms_to_iso
 
 __all__ = [
     "CLAIM_KINDS",
@@ -73,7 +74,9 @@ __all__ = [
     "event_to_decoded",
     "event_to_json_line",
     "iso_to_ms",
+    "load_json_line",
     "ms_to_iso",
     "normalise_timestamps",
     "parse_event",
+    "parse_loose_event",
 ]

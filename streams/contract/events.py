@@ -10,6 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+from streams.contract.frozen import fast_init
+from streams.contract.timestamps import InvalidEvent, to_epoch_ms
+
 MARKETING_TOPIC = "marketing.events"
 SALES_TOPIC = "sales.events"
 FULFILMENT_TOPIC = "fulfilment.events"
@@ -25,10 +28,7 @@ SERVICE_PROMISE_KINDS = frozenset({"CALLBACK", "REFUND"})
 TIMESTAMP_FIELDS = ("occurred_at", "deliver_by", "due_at", "valid_until")
 
 
-class InvalidEvent(ValueError):
-    """A decoded event that breaks the contract; the message is one line naming the field."""
-
-
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClaimPublished:
     event_id: str
@@ -44,6 +44,7 @@ class ClaimPublished:
     text: str | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CustomerExposed:
     event_id: str
@@ -53,6 +54,7 @@ class CustomerExposed:
     claim_id: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClaimWithdrawn:
     event_id: str
@@ -62,6 +64,7 @@ class ClaimWithdrawn:
     claim_id: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CommitmentMade:
     event_id: str
@@ -78,6 +81,7 @@ class CommitmentMade:
     features: list[str]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CommitmentApproved:
     event_id: str
@@ -88,6 +92,7 @@ class CommitmentApproved:
     approver: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CommitmentAmended:
     event_id: str
@@ -100,6 +105,7 @@ class CommitmentAmended:
     customer_informed: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderPlaced:
     event_id: str
@@ -113,6 +119,7 @@ class OrderPlaced:
     amount: float | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderShipped:
     event_id: str
@@ -124,6 +131,7 @@ class OrderShipped:
     quantity: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderDelivered:
     event_id: str
@@ -137,6 +145,7 @@ class OrderDelivered:
     features: list[str]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StockChanged:
     event_id: str
@@ -147,6 +156,7 @@ class StockChanged:
     on_hand: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CallbackMade:
     event_id: str
@@ -156,6 +166,7 @@ class CallbackMade:
     ticket_id: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RefundIssued:
     event_id: str
@@ -166,6 +177,7 @@ class RefundIssued:
     amount: float | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TicketOpened:
     event_id: str
@@ -179,6 +191,7 @@ class TicketOpened:
     text: str | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AgentReplied:
     event_id: str
@@ -190,6 +203,7 @@ class AgentReplied:
     text: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ServicePromiseMade:
     event_id: str
@@ -202,6 +216,7 @@ class ServicePromiseMade:
     due_at: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TicketResolved:
     event_id: str
@@ -211,6 +226,7 @@ class TicketResolved:
     ticket_id: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SatisfactionRated:
     event_id: str
@@ -391,50 +407,101 @@ _OPTIONAL_FIELDS: dict[str, frozenset[str]] = {
     "AgentReplied": frozenset({"agent_name"}),
 }
 
-_FieldSpec = tuple[str, Checker, bool]
-
-_SPECS: dict[str, tuple[type[InputEvent], tuple[_FieldSpec, ...]]] = {
-    type_name: (
-        cls,
-        tuple(
-            (f.name, _CHECKS[f.name], f.name not in _OPTIONAL_FIELDS.get(type_name, frozenset()))
-            for f in fields(cls)
-        ),
-    )
-    for type_name, cls in EVENT_TYPES.items()
+#: Per checker: the exact test of a valid value in generated parsers (``x`` is the value).
+_FAST_TESTS: dict[Checker, str] = {
+    _identifier: "type(x) is str and x",
+    _text: "type(x) is str",
+    _count: "type(x) is int and x >= 0",
+    _timestamp: "type(x) is int",
+    _money: "type(x) is float",
+    _flag: "type(x) is bool",
+    _texts: "type(x) is list and (not x or _all_text(x))",
+    _score: "type(x) is int and 1 <= x <= 5",
 }
 
 
-def parse_event(decoded: dict[str, Any]) -> InputEvent:
-    """Validate a decoded-event dict (timestamps as epoch ms) into its typed event.
+def _all_text(values: list[Any]) -> bool:
+    return all(type(value) is str for value in values)
 
-    Raises ``InvalidEvent`` with a one-line reason for an unknown type, a missing required field or a
-    value of the wrong type. Unknown extra keys are ignored (a newer producer may add fields).
-    """
+
+def _slow_check(type_name: str, name: str, value: Any, required: bool, loose_time: bool) -> Any:
+    """The full check of a value that failed the fast test: None, a coercion, or a one-line error."""
+    if value is None:
+        if required:
+            raise InvalidEvent(f"{type_name}: missing field '{name}'")
+        return None
+    check = _CHECKS[name]
+    if loose_time and check is _timestamp:
+        try:
+            value = to_epoch_ms(value)
+        except InvalidEvent as error:
+            raise InvalidEvent(f"{type_name}: field '{name}': {error}") from None
+    try:
+        return check(name, value)
+    except InvalidEvent as error:
+        raise InvalidEvent(f"{type_name}: {error}") from None
+
+
+Parser = Callable[[dict[str, Any]], InputEvent]
+
+
+def _make_parser(type_name: str, cls: type[InputEvent], loose_time: bool) -> Parser:
+    """Straight-line validation code for one event type: this is the replay hot path."""
+    optional = _OPTIONAL_FIELDS.get(type_name, frozenset())
+    lines = ["def parse(decoded, _get=dict.get):"]
+    names = []
+    namespace: dict[str, Any] = {"_cls": cls, "_slow": _slow_check, "_all_text": _all_text}
+    for field in fields(cls):
+        name = field.name
+        check = _CHECKS[name]
+        if name == "customer_id" and cls in GLOBAL_EVENT_TYPES:
+            names.append("None")
+            continue
+        if check in _FAST_TESTS:
+            test = _FAST_TESTS[check]
+        else:
+            namespace[f"_allowed_{name}"] = _ENUMS[name]
+            test = f"type(x) is str and x in _allowed_{name}"
+        required = name not in optional
+        lines.append(f"    x = _get(decoded, {name!r})")
+        lines.append(
+            f"    v_{name} = x if {test} else _slow({type_name!r}, {name!r}, x, {required}, {loose_time})"
+        )
+        names.append(f"v_{name}")
+    lines.append(f"    return _cls({', '.join(names)})")
+    exec("\n".join(lines), namespace)  # generated from the field tables above, nothing from input
+    return namespace["parse"]
+
+
+_ENUMS = {"claim": CLAIM_KINDS, "category": TICKET_CATEGORIES, "kind": SERVICE_PROMISE_KINDS}
+_PARSERS: dict[str, Parser] = {name: _make_parser(name, cls, False) for name, cls in EVENT_TYPES.items()}
+_LOOSE_PARSERS: dict[str, Parser] = {name: _make_parser(name, cls, True) for name, cls in EVENT_TYPES.items()}
+
+
+def _parser_for(decoded: Any, parsers: dict[str, Parser]) -> Parser:
     try:
         type_name = decoded["type"]
     except (KeyError, TypeError):
         raise InvalidEvent("missing field 'type'") from None
-    spec = _SPECS.get(type_name) if type(type_name) is str else None
-    if spec is None:
+    parser = parsers.get(type_name) if type(type_name) is str else None
+    if parser is None:
         raise InvalidEvent(f"unknown event type {type_name!r}")
-    cls, field_specs = spec
-    values = []
-    get = decoded.get
-    for name, check, required in field_specs:
-        value = get(name)
-        if value is None:
-            if required:
-                raise InvalidEvent(f"{type_name}: missing field '{name}'")
-            values.append(None)
-        else:
-            try:
-                values.append(check(name, value))
-            except InvalidEvent as error:
-                raise InvalidEvent(f"{type_name}: {error}") from None
-    if cls in GLOBAL_EVENT_TYPES:
-        values[1] = None
-    return cls(*values)
+    return parser
+
+
+def parse_event(decoded: dict[str, Any]) -> InputEvent:
+    """Validate a decoded-event dict (timestamps as int epoch ms) into its typed event.
+
+    Raises ``InvalidEvent`` with a one-line reason for an unknown type, a missing required field or a
+    value of the wrong type. Unknown extra keys are ignored (a newer producer may add fields).
+    """
+    return _parser_for(decoded, _PARSERS)(decoded)
+
+
+def parse_loose_event(decoded: dict[str, Any]) -> InputEvent:
+    """Like ``parse_event``, but timestamps may also be ISO-8601 strings (JSON lines) or ``datetime``
+    objects (fastavro's timestamp-millis)."""
+    return _parser_for(decoded, _LOOSE_PARSERS)(decoded)
 
 
 def event_to_decoded(event: InputEvent) -> dict[str, Any]:

@@ -2,66 +2,47 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from streams.contract.events import TIMESTAMP_FIELDS, InputEvent, InvalidEvent, event_to_decoded, parse_event
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-_ONE_MS = timedelta(milliseconds=1)
-
-
-def iso_to_ms(text: str) -> int:
-    """``2026-03-01T10:00:00Z`` (milliseconds and any UTC offset accepted) -> epoch milliseconds."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidEvent(f"not an ISO-8601 timestamp: {text!r}") from None
-    if moment.tzinfo is None:
-        raise InvalidEvent(f"timestamp without a time zone: {text!r} (add Z for UTC)")
-    return (moment - _EPOCH) // _ONE_MS
-
-
-def ms_to_iso(ms: int) -> str:
-    """Epoch milliseconds -> ``2026-03-01T10:00:00Z`` (``.250`` added only when there are milliseconds)."""
-    moment = _NAIVE_EPOCH + timedelta(milliseconds=ms)
-    if ms % 1000:
-        return moment.isoformat(timespec="milliseconds") + "Z"
-    return moment.isoformat(timespec="seconds") + "Z"
+from streams.contract.events import (
+    TIMESTAMP_FIELDS,
+    InputEvent,
+    event_to_decoded,
+    parse_loose_event,
+)
+from streams.contract.timestamps import InvalidEvent, ms_to_iso, to_epoch_ms
 
 
 def normalise_timestamps(decoded: dict[str, Any]) -> dict[str, Any]:
     """Turn ISO strings and ``datetime`` objects (fastavro's timestamp-millis) into epoch ms, in place."""
     for name in TIMESTAMP_FIELDS:
         value = decoded.get(name)
-        if value is None or type(value) is int:
-            continue
-        if type(value) is str:
-            decoded[name] = iso_to_ms(value)
-        elif isinstance(value, datetime):
-            if value.tzinfo is None:
-                value = value.replace(tzinfo=UTC)
-            decoded[name] = (value - _EPOCH) // _ONE_MS
+        if value is not None and type(value) is not int:
+            decoded[name] = to_epoch_ms(value)
     return decoded
 
 
-def decode_json_line(line: str | bytes) -> dict[str, Any]:
-    """One JSON line -> a decoded-event dict (timestamps in ms). Raises ``InvalidEvent``."""
+def load_json_line(line: str | bytes) -> dict[str, Any]:
+    """One JSON line -> its object, timestamps still as written. Raises ``InvalidEvent``."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as error:
         raise InvalidEvent(f"not JSON: {error.args[0] if error.args else error}") from None
     if type(obj) is not dict:
         raise InvalidEvent(f"expected a JSON object, got {type(obj).__name__}")
-    return normalise_timestamps(obj)
+    return obj
+
+
+def decode_json_line(line: str | bytes) -> dict[str, Any]:
+    """One JSON line -> a decoded-event dict (timestamps in ms). Raises ``InvalidEvent``."""
+    return normalise_timestamps(load_json_line(line))
 
 
 def event_from_json_line(line: str | bytes) -> InputEvent:
     """One JSON line -> its typed input event. Raises ``InvalidEvent`` with a one-line reason."""
-    return parse_event(decode_json_line(line))
+    return parse_loose_event(load_json_line(line))
 
 
 def decoded_to_json_line(decoded: dict[str, Any]) -> bytes:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
 
+from streams.contract.frozen import fast_init
+
 PROMISE_OPENED = "PROMISE_OPENED"
 PROMISE_KEPT = "PROMISE_KEPT"
 PROMISE_BROKEN = "PROMISE_BROKEN"
@@ -48,7 +50,7 @@ CONTRADICTION_SEVERITY = "HIGH"
 
 def alignment_id(*parts: str | None) -> str:
     """A short stable hash of the parts that make an alignment event what it is (not of its time)."""
-    joined = "\x1f".join("" if part is None else part for part in parts)
+    joined = "\x1f".join([part or "" for part in parts])
     return blake2b(joined.encode(), digest_size=10).hexdigest()
 
 
@@ -62,6 +64,7 @@ def base_severity(kind: str | None, reason: str | None) -> str:
     return _BASE_SEVERITY.get((kind or "", reason or ""), "MEDIUM")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AlignmentEvent:
     alignment_id: str

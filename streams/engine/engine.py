@@ -164,21 +164,26 @@ class PromiseEngine:
             catalog = self._catalog
             if event.event_id in catalog.seen:
                 return out
-            self._advance(event.occurred_at, out)
+            if event.occurred_at > self._clock:
+                self._advance(event.occurred_at, out)
             self._on_global(event, out)
             self._flush()
             return out
-        ledger = self.ledgers.get(customer_id)
+        ledgers = self.ledgers
+        ledger = ledgers.get(customer_id)
         if ledger is not None and event.event_id in ledger.seen:
             return out
-        self._advance(event.occurred_at, out)
-        ledger = self._dirty.get(customer_id) or self.ledgers.get(customer_id)
+        if event.occurred_at > self._clock:
+            self._advance(event.occurred_at, out)
+            if self._dirty:  # deadlines fired: this customer's record may have changed or gone
+                ledger = self._dirty.pop(customer_id, None) or ledgers.get(customer_id)
+                self._flush()
         if ledger is None:
             ledger = CustomerLedger(sys.intern(customer_id))
         self._remember(ledger, event)
-        self._dirty[customer_id] = ledger
+        # A customer event changes no other customer's record.
         self._handlers[type(event)](ledger, event, out)
-        self._flush()
+        ledgers[customer_id] = ledger
         return out
 
     def advance_to(self, moment: int) -> list[AlignmentEvent]:
@@ -197,8 +202,7 @@ class PromiseEngine:
     # time
 
     def _advance(self, moment: int, out: list[AlignmentEvent]) -> None:
-        if moment <= self._clock:
-            return
+        """Move the clock forward to ``moment`` (later than it) and fire what the watermark passed."""
         self._clock = moment
         limit = moment - self._grace
         if limit > self._watermark:
@@ -336,7 +340,8 @@ class PromiseEngine:
     def _flush(self) -> None:
         """Write every ledger changed in this call back to its store (a Faust table sees the change)."""
         for customer_id, ledger in self._dirty.items():
-            if ledger.holds_nothing():
+            # Housekeeping clears compact_at only when it left nothing time-bound behind.
+            if ledger.compact_at is None and ledger.holds_nothing():
                 if customer_id in self.ledgers:
                     del self.ledgers[customer_id]
             else:
@@ -369,26 +374,31 @@ class PromiseEngine:
         delay_s: int | None = None,
         severity: str | None = None,
     ) -> AlignmentEvent:
-        return AlignmentEvent(
-            alignment_id=alignment_id(kind_of_event, ledger.customer_id, promise.promise_id, reason),
-            type=kind_of_event,
-            customer_id=ledger.customer_id,
-            at=at,
-            promise_id=promise.promise_id,
-            department=promise.department,
-            kind=promise.kind,
-            reason=reason,
-            due_at=promise.due_at,
-            ticket_id=promise.ticket_id,
-            claim_id=promise.claim_id,
-            campaign_id=promise.campaign_id,
-            product=promise.product,
-            rep_name=promise.rep_name,
-            deal_id=promise.deal_id,
-            order_id=promise.order_id,
-            delay_s=delay_s,
-            severity=severity,
-            cause_event_id=cause_event_id,
+        customer_id = ledger.customer_id
+        return AlignmentEvent(  # positional: this is the most frequent output
+            alignment_id(kind_of_event, customer_id, promise.promise_id, reason),
+            kind_of_event,
+            customer_id,
+            at,
+            promise.promise_id,
+            promise.department,
+            promise.kind,
+            reason,
+            promise.due_at,
+            promise.ticket_id,
+            None,
+            [],
+            [],
+            promise.claim_id,
+            promise.campaign_id,
+            promise.product,
+            promise.rep_name,
+            None,
+            promise.deal_id,
+            promise.order_id,
+            delay_s,
+            severity,
+            cause_event_id,
         )
 
     def _open(self, ledger: CustomerLedger, promise: Promise, cause: str, out: list[AlignmentEvent]) -> None:
