@@ -55,11 +55,7 @@ async def read_raw(settings: Settings) -> tuple[int, float]:
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in INPUT_TOPICS
-            for p in consumer.partitions_for_topic(topic) or ()
-        ]
+        partitions = [TopicPartition(topic, p) for topic in INPUT_TOPICS for p in range(settings.partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
@@ -78,7 +74,10 @@ async def read_raw(settings: Settings) -> tuple[int, float]:
 
 
 def committed_total(admin: KafkaAdminClient) -> int:
-    offsets = admin.list_consumer_group_offsets(APP_ID)
+    try:
+        offsets = admin.list_group_offsets(APP_ID).get(APP_ID, {})
+    except Exception:  # the group does not exist until the worker joins
+        return 0
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic in INPUT_TOPICS and meta.offset > 0)
 
 

@@ -68,11 +68,12 @@ class Settings:
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     web_port: int = 6066
-    batch_size: int = 500
-    batch_wait_s: float = 0.05
+    batch_size: int = 2000
+    batch_wait_s: float = 0.2
     idle_after_s: float = 2.0
     merge_wait_s: float = 1.0
     session_timeout_s: float = 10.0
+    data_dir: str = str(Path.home() / ".cache" / "promise-ledger" / "worker")
     engine_config_path: str | None = None
 
     @property
@@ -86,10 +87,13 @@ def worker_settings() -> WorkerSettings:
     env = os.environ.get
     return WorkerSettings(
         web_port=int(env("PL_WORKER_WEB_PORT", "6066")),
-        batch_size=int(env("PL_WORKER_BATCH_SIZE", "500")),
-        batch_wait_s=float(env("PL_WORKER_BATCH_WAIT_S", "0.05")),
+        batch_size=int(env("PL_WORKER_BATCH_SIZE", "2000")),
+        batch_wait_s=float(env("PL_WORKER_BATCH_WAIT_S", "0.2")),
         idle_after_s=float(env("PL_IDLE_AFTER_S", "2.0")),
         merge_wait_s=float(env("PL_MERGE_WAIT_S", "1.0")),
         session_timeout_s=float(env("PL_SESSION_TIMEOUT_S", "10")),
+        # Faust keeps a small data directory (tables' offsets); never the current directory.
+        data_dir=env("PL_WORKER_DATA_DIR")
+        or str(Path(env("PL_STATE_DIR", str(Path.home() / ".cache" / "promise-ledger"))) / "worker"),
         engine_config_path=env("PL_ENGINE_CONFIG") or None,
     )

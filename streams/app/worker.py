@@ -55,6 +55,10 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
     web_host="127.0.0.1",
     web_port=tuning.web_port,
+    datadir=tuning.data_dir,
+    # Records held in the merger are unacknowledged by design; a rebalance or shutdown must not wait
+    # for them (it would wait forever): their next owner fetches them again from the committed offset.
+    stream_wait_empty=False,
     # A worker killed without leaving the group hands its partitions over after this long.
     broker_session_timeout=tuning.session_timeout_s,
     broker_heartbeat_interval=min(3.0, tuning.session_timeout_s / 3),
@@ -175,16 +179,17 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
 async def correlate(stream: faust.StreamT[Any]) -> None:
     # Concurrency stays 1: table-mutating agents with concurrency > 1 can lose offsets (faust #606).
     # Acks are manual: a record still waiting in the merger must not have its offset committed.
-    batch: list[EventT] = []
-    flushed_at = time.monotonic()
     unacked = stream.noack()
+    batch: list[EventT] = []
+    opened_at = 0.0
     async for event in unacked.events():
+        if not batch:
+            opened_at = time.monotonic()
         batch.append(event)
-        due = time.monotonic() - flushed_at >= tuning.batch_wait_s
-        if len(batch) >= tuning.batch_size or due or event.message.topic == TICKS_TOPIC:
+        # Ticks arrive twice a second on every partition, so a partial batch never waits longer.
+        if len(batch) >= tuning.batch_size or time.monotonic() - opened_at >= tuning.batch_wait_s:
             await _apply(unacked, batch)
             batch = []
-            flushed_at = time.monotonic()
 
 
 @app.timer(interval=0.5)

@@ -208,8 +208,12 @@ def _checked(
         if required:
             raise EncodeError(f"{schema.type_name}: missing required field(s) {', '.join(sorted(required))}")
         record = {**{name: schema.defaults[name] for name in missing}, **record}
+    # raise_errors=True builds (and JSON-dumps) an exception for every union branch it rejects, even
+    # when the record is valid; ask for a verdict first and for the reasons only when it fails.
+    if validate(record, schema.plain, raise_errors=False):
+        return record
     try:
         validate(record, schema.plain, raise_errors=True)
     except ValidationError as exc:
         raise EncodeError(f"{schema.type_name}: {'; '.join(str(error) for error in exc.errors)}") from None
-    return record
+    raise EncodeError(f"{schema.type_name}: does not fit its schema")
