@@ -53,7 +53,7 @@ app = faust.App(
     topic_replication_factor=1,
     producer_acks=-1,
     consumer_auto_offset_reset="earliest",
-    web_host="127.0.0.1",
+    web_host=tuning.web_host,
     web_port=tuning.web_port,
     # A worker killed without leaving the group hands its partitions over after this long.
     broker_session_timeout=tuning.session_timeout_s,
