@@ -26,6 +26,15 @@ NOTIFIER_GROUP = "promise-ledger-notifier"
 SLACK_SENT_TOPIC = "alignment.slack-sent"  # compacted: dedup keys already delivered to Slack
 
 
+# Where /metrics listens. Loopback by default, so a laptop never exposes it; containers set 0.0.0.0 so
+# Prometheus on the compose network can scrape them.
+METRICS_HOST_ENV = "PL_METRICS_HOST"
+
+
+def metrics_host() -> str:
+    return os.environ.get(METRICS_HOST_ENV) or "127.0.0.1"
+
+
 def _secret_from_env(name: str, default: str) -> str:
     """A secret comes from ``NAME`` or from the file named by ``NAME_FILE`` (Docker/K8s secrets)."""
     path = os.environ.get(f"{name}_FILE")
@@ -67,6 +76,7 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
+    web_host: str = "127.0.0.1"
     web_port: int = 6066
     batch_size: int = 2000
     batch_wait_s: float = 0.2
@@ -86,6 +96,7 @@ class WorkerSettings:
 def worker_settings() -> WorkerSettings:
     env = os.environ.get
     return WorkerSettings(
+        web_host=metrics_host(),
         web_port=int(env("PL_WORKER_WEB_PORT", "6066")),
         batch_size=int(env("PL_WORKER_BATCH_SIZE", "2000")),
         batch_wait_s=float(env("PL_WORKER_BATCH_WAIT_S", "0.2")),

@@ -53,7 +53,9 @@ app = faust.App(
     topic_replication_factor=1,
     producer_acks=-1,
     consumer_auto_offset_reset="earliest",
-    web_host="127.0.0.1",
+    # web_bind is where the server listens (Faust's default is every interface); web_host only names it.
+    web_bind=tuning.web_host,
+    web_host=tuning.web_host,
     web_port=tuning.web_port,
     datadir=tuning.data_dir,
     # Records held in the merger are unacknowledged by design; a rebalance or shutdown must not wait
@@ -216,4 +218,5 @@ async def _forget_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> No
 
 @app.page("/metrics")
 async def metrics(web: Any, request: Any) -> Any:
-    return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    # aiohttp refuses a content_type argument that carries a charset, so the full type goes as a header.
+    return web.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -17,7 +17,12 @@ log = logging.getLogger(__name__)
 @click.command("notify")
 @click.option("--window", default=10.0, show_default=True, help="Seconds to gather alerts of one cause.")
 @click.option("--group-id", default=NOTIFIER_GROUP, show_default=True, help="Kafka consumer group.")
-@click.option("--metrics-port", default=9109, show_default=True, help="Prometheus port (127.0.0.1); 0 = off.")
+@click.option(
+    "--metrics-port",
+    default=9109,
+    show_default=True,
+    help="Prometheus port (host: PL_METRICS_HOST); 0 = off.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (the webhook URL is never logged).")
 def command(window: float, group_id: str, metrics_port: int, verbose: bool) -> None:
     """Post alerts from alignment.alerts to a Slack incoming webhook.

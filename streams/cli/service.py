@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import start_http_server
 
-from streams.settings import Settings
+from streams.settings import Settings, metrics_host
 
 if TYPE_CHECKING:
     from clickhouse_driver import Client
@@ -40,9 +40,9 @@ def stop_on_signals() -> Callable[[], bool]:
 
 
 def serve_metrics(port: int) -> None:
-    """Prometheus text on http://127.0.0.1:PORT/metrics (0 turns it off)."""
+    """Prometheus text on http://$PL_METRICS_HOST:PORT/metrics (127.0.0.1 unless set; 0 turns it off)."""
     if port:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=metrics_host())
 
 
 def kafka_consumer(settings: Settings, group_id: str, *topics: str) -> KafkaConsumer:

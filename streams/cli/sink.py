@@ -45,7 +45,12 @@ def _apply_schema_when_reachable(client: Client, should_stop: Callable[[], bool]
 @click.option("--batch-rows", default=5_000, show_default=True, help="Insert when this many rows wait.")
 @click.option("--batch-wait", default=1.0, show_default=True, help="Insert at least this often (seconds).")
 @click.option("--group-id", default=SINK_GROUP, show_default=True, help="Kafka consumer group.")
-@click.option("--metrics-port", default=9108, show_default=True, help="Prometheus port (127.0.0.1); 0 = off.")
+@click.option(
+    "--metrics-port",
+    default=9108,
+    show_default=True,
+    help="Prometheus port (host: PL_METRICS_HOST); 0 = off.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def command(batch_rows: int, batch_wait: float, group_id: str, metrics_port: int, verbose: bool) -> None:
     """Write alignment events, alerts and dead letters into ClickHouse.

@@ -9,9 +9,7 @@ import click
 
 
 @click.command("worker")
-@click.option(
-    "--web-port", type=int, default=None, help="Port of /metrics on 127.0.0.1 [PL_WORKER_WEB_PORT, 6066]."
-)
+@click.option("--web-port", type=int, default=None, help="Port of /metrics [PL_WORKER_WEB_PORT, 6066].")
 @click.option(
     "--loglevel",
     type=click.Choice(["crit", "error", "warn", "info", "debug"]),
@@ -28,7 +26,8 @@ def command(web_port: int | None, loglevel: str) -> None:
     One engine per partition, its state in a Faust table backed by a changelog topic, so a restarted
     or added worker resumes where the last one stopped. Start more workers (each with its own
     --web-port) to share the partitions. Settings: PL_KAFKA_BOOTSTRAP, PL_PARTITIONS, PL_ENGINE_CONFIG
-    (TOML), PL_IDLE_AFTER_S; Prometheus metrics at http://127.0.0.1:PORT/metrics.
+    (TOML), PL_IDLE_AFTER_S; Prometheus metrics at http://$PL_METRICS_HOST:PORT/metrics (127.0.0.1
+    unless set; containers set 0.0.0.0).
     """
     if web_port is not None:
         os.environ["PL_WORKER_WEB_PORT"] = str(web_port)
