@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -96,10 +96,10 @@ def _consumer(settings: Settings, from_beginning: bool) -> KafkaConsumer:
     return consumer
 
 
-def _events(consumer: KafkaConsumer) -> Iterator[dict[str, Any]]:
+def _events(consumer: KafkaConsumer, should_stop: Callable[[], bool]) -> Iterator[dict[str, Any]]:
     from streams.codec import DecodeError, decode_alignment
 
-    while True:
+    while not should_stop():
         for records in consumer.poll(timeout_ms=POLL_TIMEOUT_MS).values():
             for record in records:
                 try:
@@ -154,8 +154,32 @@ def command(
     settings = Settings.from_env()
     try:
         consumer = _consumer(settings, from_beginning)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C while still connecting
         return 0
+    from streams.cli.service import stop_on_signals
+
+    # From here Ctrl-C (or SIGTERM) only raises a flag: the loop ends between polls, never mid-line.
+    should_stop = stop_on_signals()
+    where = "the beginning" if from_beginning else "now"
+    click.echo(
+        f"watching {ALIGNMENT_TOPIC} on {settings.kafka_bootstrap} from {where}; Ctrl-C stops", err=True
+    )
+    shown = 0
+    try:
+        for event in _events(consumer, should_stop):
+            if not filters.accept(event):
+                continue
+            click.echo(json.dumps(event, ensure_ascii=False) if as_json else readable_line(event))
+            sys.stdout.flush()
+            shown += 1
+            if max_events is not None and shown >= max_events:
+                break
+    except BrokenPipeError:
+        # `watch | head`: the reader left; point stdout at /dev/null so the exit flush stays quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    finally:
+        consumer.close()
+    return 0
     where = "the beginning" if from_beginning else "now"
     click.echo(
         f"watching {ALIGNMENT_TOPIC} on {settings.kafka_bootstrap} from {where}; Ctrl-C stops", err=True
