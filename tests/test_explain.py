@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from clickhouse_driver import Client
 
+from streams.codec import default_codec, write_container
+from streams.contract import decode_json_line
 from streams.engine import PromiseEngine, alert_for
 from streams.explain import ReplaySource, read_events, read_story
 from streams.sink.batch import TableSink
@@ -157,6 +159,13 @@ def test_the_id_in_a_slack_alert_explains_the_promise() -> None:
     story = explained(subject, "--from", STORY)
     assert story["customer_id"] == alert["customer_id"] == "c-story"
     assert _promise(story, subject)["status"] == "BROKEN"
+
+
+def test_an_avro_container_tells_the_same_story(tmp_path: Path) -> None:
+    container = tmp_path / "story.avro"
+    with open(STORY, "rb") as lines, open(container, "wb") as out:
+        write_container(out, [decode_json_line(line) for line in lines if line.strip()], default_codec())
+    assert explained("k-story", "--from", container) == explained("k-story", "--from", STORY)
 
 
 def test_an_unknown_id_is_one_line_and_exit_1() -> None:

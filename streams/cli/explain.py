@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING
 
 import click
@@ -79,6 +80,9 @@ def command(
     """
     if (until or config_path) and not files:
         raise CommandError("--until and --config apply to --from FILE only", EXIT_USAGE)
+    for path in files:
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            raise CommandError(f"cannot read {path}", EXIT_USAGE)
     story = _from_files(subject, files, until, config_path) if files else _from_clickhouse(subject)
     if story is None:
         where = "in " + ", ".join(files) if files else "in ClickHouse"
