@@ -87,10 +87,10 @@ def command(
     if story is None:
         where = "in " + ", ".join(files) if files else "in ClickHouse"
         raise CommandError(f"no customer, promise or ticket {subject!r} {where}", EXIT_FAILURE)
-    from streams.explain import story_as_json, story_renderable
+    from streams.explain import story_renderable
 
     if as_json:
-        click.echo(json.dumps(story_as_json(story), ensure_ascii=False))
+        click.echo(json.dumps(story.to_dict(), ensure_ascii=False))
     else:
         from rich.console import Console
 

@@ -16,10 +16,6 @@ _ORIGIN_STYLE = {INPUT: "dim", LEDGER: "", ALERT: "magenta"}
 _WHAT_STYLE = {"broken": "red", "at risk": "yellow", "kept": "green", "came late": "red", "alert": "magenta"}
 
 
-def story_as_json(story: Story) -> dict[str, Any]:
-    return story.to_dict()
-
-
 def _terms_line(promise: PromiseStory) -> str:
     terms = promise.terms
     parts = []

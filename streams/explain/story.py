@@ -156,9 +156,6 @@ class Story:
     other: list[Entry]
     alerts: int
 
-    def promise(self, promise_id: str) -> PromiseStory | None:
-        return next((p for p in self.promises if p.promise_id == promise_id), None)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "subject": self.subject,
