@@ -7,7 +7,7 @@ import sys
 import click
 
 from streams import __version__
-from streams.cli import notify, replay, report, simulate, sink, worker
+from streams.cli import explain, notify, replay, report, simulate, sink, watch, worker
 from streams.cli.errors import EXIT_USAGE, CommandError
 
 
@@ -28,7 +28,7 @@ def cli() -> None:
     """
 
 
-for module in (replay, worker, sink, notify, simulate, report):
+for module in (replay, worker, sink, notify, simulate, report, explain, watch):
     cli.add_command(module.command)
 
 
