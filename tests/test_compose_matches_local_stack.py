@@ -215,14 +215,7 @@ def _option_value(arguments: list[str], flag: str) -> str:
         "worker",
         "sink",
         "notifier",
-        pytest.param(
-            "simulate",
-            marks=pytest.mark.xfail(
-                reason="`promise-ledger simulate --to-kafka` is being added on another branch; remove this "
-                "mark when it lands",
-                strict=True,
-            ),
-        ),
+        "simulate",
     ],
 )
 def test_service_commands_use_flags_the_cli_has(raw_compose: dict[str, Any], service: str) -> None:

@@ -475,9 +475,17 @@ class Kafka:
         keys and the consumer groups, then create the topics again."""
         doomed = {*self.settings.partitions_by_topic, STATE_CHANGELOG_TOPIC, SLACK_SENT_TOPIC}
         with admin_client(self.settings) as admin:
-            for group in (APP_ID, SINK_GROUP, NOTIFIER_GROUP):
-                with contextlib.suppress(Exception):  # a group that never existed
-                    admin.delete_groups([group])
+            # A member that was killed stays in its group until its session times out; its committed
+            # offsets would then outlive the topics, so wait until every group is really gone.
+            deadline = time.monotonic() + 60
+            groups = [APP_ID, SINK_GROUP, NOTIFIER_GROUP]
+            while groups:
+                answers = admin.delete_groups(groups)
+                groups = [group for group, answer in answers.items() if answer == "NonEmptyGroupError"]
+                if groups and time.monotonic() > deadline:
+                    raise StackError(f"kafka: consumer groups still have members: {', '.join(groups)}")
+                if groups:
+                    time.sleep(0.5)
             present = doomed & set(admin.list_topics())
             if present:
                 admin.delete_topics(sorted(present), raise_errors=False)

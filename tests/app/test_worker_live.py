@@ -173,3 +173,36 @@ def test_an_idle_stream_still_breaks_a_promise_soon_after_due_plus_grace(pipelin
     assert alert["due_at"] == due
     lateness_s = received_at - (due + grace_ms) / 1000
     assert lateness_s < 10, f"alert arrived {lateness_s:.1f}s after due + grace"
+
+
+def test_simulate_to_kafka_publishes_a_company_the_worker_correlates(pipeline) -> None:
+    import subprocess
+    import sys
+
+    worker = pipeline.start_worker()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli.main",
+            "simulate",
+            "--to-kafka",
+            "--customers",
+            "5",
+            "--days",
+            "3",
+        ],
+        env=pipeline.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "published" in done.stderr
+    opened = pipeline.read(
+        ALIGNMENT_TOPIC,
+        lambda r: codec.decode_alignment(r.value),
+        until=lambda got: any(e["type"] == "PROMISE_OPENED" for e in got),
+    )
+    assert any(e["type"] == "PROMISE_OPENED" for e in opened)
+    assert worker.poll() is None
