@@ -24,10 +24,14 @@ class Column:
         return [] if self.clickhouse_type.startswith("Array") else _EMPTY_BY_TYPE[self.clickhouse_type]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TableLayout:
     table: str
     columns: tuple[Column, ...]
+
+    def __post_init__(self) -> None:
+        # (record key, value when absent) per column, worked out once: row() runs for every record.
+        object.__setattr__(self, "_sources", tuple((column.source, column.empty) for column in self.columns))
 
     @property
     def insert_statement(self) -> str:
@@ -35,11 +39,8 @@ class TableLayout:
         return f"INSERT INTO {self.table} ({names}) VALUES"
 
     def row(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = []
-        for column in self.columns:
-            value = record.get(column.source)
-            values.append(column.empty if value is None else value)
-        return tuple(values)
+        get = record.get
+        return tuple(empty if (value := get(source)) is None else value for source, empty in self._sources)
 
 
 def _strings(*names: str) -> tuple[Column, ...]:
