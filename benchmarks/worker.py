@@ -81,7 +81,7 @@ def committed_total(admin: KafkaAdminClient) -> int:
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic in INPUT_TOPICS and meta.offset > 0)
 
 
-def run_workers(settings: Settings, workers: int, total: int) -> tuple[int, float]:
+def run_workers(settings: Settings, workers: int, total: int, deadline_s: float) -> tuple[int, float]:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     env = {**os.environ, "PL_IDLE_AFTER_S": "86400"}
     processes = [
@@ -97,7 +97,7 @@ def run_workers(settings: Settings, workers: int, total: int) -> tuple[int, floa
     ]
     try:
         first_seen = first_time = None
-        deadline = time.monotonic() + 900
+        deadline = time.monotonic() + deadline_s
         while time.monotonic() < deadline:
             done = committed_total(admin)
             if done and first_seen is None:
@@ -106,7 +106,7 @@ def run_workers(settings: Settings, workers: int, total: int) -> tuple[int, floa
                 assert first_seen is not None and first_time is not None
                 return done - first_seen, time.perf_counter() - first_time
             time.sleep(0.25)
-        raise SystemExit("the workers did not finish within 15 minutes")
+        raise SystemExit(f"the workers did not finish within {deadline_s:.0f} s")
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
@@ -119,6 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--deadline", type=float, default=900, help="give up after this many seconds")
     options = parser.parse_args()
     settings = Settings.from_env()
     subprocess.run(
@@ -127,7 +128,7 @@ def main() -> None:
     published = publish(settings, options.events)
     raw_count, raw_seconds = asyncio.run(read_raw(settings))
     raw_rate = raw_count / raw_seconds
-    done, seconds = run_workers(settings, options.workers, raw_count)
+    done, seconds = run_workers(settings, options.workers, raw_count, options.deadline)
     rate = done / seconds
     print(f"events published           {published:>10,}  (records on the topics: {raw_count:,})")
     print(f"raw consume + decode       {raw_rate:>10,.0f} records/s")
