@@ -81,9 +81,10 @@ def _alert_section(alert: Alert) -> dict[str, Any]:
     }
 
 
-def _explain_hint(alert: Alert) -> str:
-    subject = alert.get("promise_id") or alert.get("claim_id") or alert.get("customer_id") or ""
-    return f"promise-ledger explain {subject}"
+def _explain_hint(alert: Alert) -> str | None:
+    """The command that shows this alert's story; a contradiction concerns no customer, so none."""
+    subject = alert.get("promise_id") or alert.get("customer_id")
+    return f"promise-ledger explain {subject}" if subject else None
 
 
 def render(group: AlertGroup) -> dict[str, Any]:
@@ -95,12 +96,11 @@ def render(group: AlertGroup) -> dict[str, Any]:
     ]
     for alert in group.alerts[:MAX_DETAILED_ALERTS]:
         blocks.append(_alert_section(alert))
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": code(_explain_hint(alert)), "verbatim": True}],
-            }
-        )
+        hint = _explain_hint(alert)
+        if hint:
+            blocks.append(
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": code(hint), "verbatim": True}]}
+            )
     hidden = len(group.alerts) - MAX_DETAILED_ALERTS
     if hidden > 0:
         blocks.append(

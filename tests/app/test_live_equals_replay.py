@@ -115,4 +115,3 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(pipeline, tmp_path: Path) 
     pipeline.start_worker("worker-restarted", **NO_IDLE_CLOCK)
     live = _collect(pipeline, len(replayed), timeout_s=240)
     _assert_same(live, replayed)
-

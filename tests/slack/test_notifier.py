@@ -209,3 +209,23 @@ def test_a_failed_group_holds_back_later_groups_and_its_offsets() -> None:
     assert notifier.send_due() == 2
     assert [p["text"].split(" · ")[1] for p in transport.payloads] == ["a", "b"]
     assert notifier.committable() == {"p0": 2}
+
+
+def test_a_contradiction_alert_names_its_claim_and_product_and_offers_no_explain_command() -> None:
+    contradiction = {
+        "alert_id": "c1",
+        "dedup_key": "contradiction:claim-7:lamp",
+        "group_key": "stockout:lamp",
+        "severity": "HIGH",
+        "type": "CONTRADICTION",
+        "customer_id": None,
+        "promise_id": None,
+        "department": "MARKETING",
+        "reason": "STOCKOUT",
+        "claim_id": "claim-7",
+        "product": "lamp",
+        "at": 0,
+    }
+    shown = as_slack_shows_it(render(AlertGroup("stockout:lamp", [contradiction])))
+    assert "claim-7" in shown and "lamp" in shown and "STOCKOUT" in shown
+    assert "promise-ledger explain" not in shown
