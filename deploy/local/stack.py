@@ -473,6 +473,8 @@ class Kafka:
     def reset(self) -> None:
         """Empty every pipeline topic: delete them, the worker's state changelog, the notifier's sent
         keys and the consumer groups, then create the topics again."""
+        from kafka.errors import CoordinatorNotAvailableError
+
         doomed = {*self.settings.partitions_by_topic, STATE_CHANGELOG_TOPIC, SLACK_SENT_TOPIC}
         with admin_client(self.settings) as admin:
             # A member that was killed stays in its group until its session times out; its committed
@@ -480,7 +482,10 @@ class Kafka:
             deadline = time.monotonic() + 60
             groups = [APP_ID, SINK_GROUP, NOTIFIER_GROUP]
             while groups:
-                answers = admin.delete_groups(groups)
+                try:
+                    answers = admin.delete_groups(groups)
+                except CoordinatorNotAvailableError:  # a new broker creates __consumer_offsets lazily
+                    answers = dict.fromkeys(groups, "NonEmptyGroupError")
                 groups = [group for group, answer in answers.items() if answer == "NonEmptyGroupError"]
                 if groups and time.monotonic() > deadline:
                     raise StackError(f"kafka: consumer groups still have members: {', '.join(groups)}")
