@@ -58,18 +58,20 @@ def kafka_consumer(settings: Settings, group_id: str, *topics: str) -> KafkaCons
     )
 
 
-def clickhouse_client(settings: Settings) -> Client:
+def clickhouse_client(settings: Settings, *, schema_owner: bool = False) -> Client:
+    """A client as the pipeline's account, or as the account that owns the schema."""
     from clickhouse_driver import Client
 
     # The driver logs every refused connection with a traceback; callers report failures themselves.
     logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
 
     ch = settings.clickhouse
+    user, password = ch.schema_owner() if schema_owner else (ch.user, ch.password)
     return Client(
         host=ch.host,
         port=ch.port,
-        user=ch.user,
-        password=ch.password,
+        user=user,
+        password=password,
         database=ch.database,
         connect_timeout=5,
         send_receive_timeout=30,
