@@ -24,6 +24,8 @@ FLUSH_FAILURES = Counter("ledger_sink_flush_failures_total", "Failed ClickHouse 
 UNDECODABLE = Counter("ledger_sink_undecodable_total", "Output records the sink could not decode", ["topic"])
 PENDING_ROWS = Gauge("ledger_sink_pending_rows", "Rows buffered and not yet in ClickHouse")
 CLICKHOUSE_UP = Gauge("ledger_sink_clickhouse_up", "1 while the last insert succeeded, 0 while retrying")
+# While an insert is retried the sink reads nothing more, so the backlog lives in Kafka, not in the buffer.
+BACKLOG = Gauge("ledger_sink_backlog_records", "Records in Kafka past the committed offsets, while retrying")
 
 
 class Record(Protocol):
@@ -36,6 +38,9 @@ class Record(Protocol):
 class Consumer(Protocol):
     def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> Mapping[Any, list[Any]]: ...
     def commit(self) -> None: ...
+    def assignment(self) -> set[Any]: ...
+    def end_offsets(self, partitions: list[Any]) -> Mapping[Any, int]: ...
+    def committed(self, partition: Any) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +135,25 @@ class SinkRunner:
                 CLICKHOUSE_UP.set(0)
                 # The exception type and table only: driver messages can echo connection details.
                 log.warning("insert into %s failed (%s)", sink.table, type(error).__name__)
+                self._report_backlog()
                 if give_up():
                     return False
                 self._sleep(delay)
                 delay = min(delay * 2, self._batching.retry_max_s)
                 continue
+            BACKLOG.set(0)
             CLICKHOUSE_UP.set(1)
             if written:
                 ROWS_WRITTEN.labels(sink.table).inc(written)
             return True
+
+    def _report_backlog(self) -> None:
+        """How far behind ClickHouse is, from Kafka (which is up even when ClickHouse is not)."""
+        try:
+            partitions = list(self._consumer.assignment())
+            ends = self._consumer.end_offsets(partitions)
+            backlog = sum(max(0, end - (self._consumer.committed(tp) or 0)) for tp, end in ends.items())
+        except Exception as error:  # the broker may be unreachable too; the gauge then keeps its value
+            log.debug("backlog unknown (%s)", type(error).__name__)
+            return
+        BACKLOG.set(backlog)
