@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from streams.sink.batch import TableSink
@@ -84,7 +85,15 @@ class SinkRunner:
         self.flush_and_commit(give_up=lambda: True)
 
     def poll_once(self, should_stop: Callable[[], bool] = lambda: False) -> None:
-        batches = self._consumer.poll(timeout_ms=200, max_records=self._batching.max_rows)
+        try:
+            batches = self._consumer.poll(timeout_ms=200, max_records=self._batching.max_rows)
+        except KafkaError as error:
+            # kafka-python raises from poll() while the broker is away; the next poll reconnects.
+            if not error.retriable:
+                raise
+            log.warning("Kafka unavailable (%s); retrying", type(error).__name__)
+            self._sleep(1.0)
+            return
         for records in batches.values():
             for record in records:
                 self._add(record)
@@ -119,7 +128,14 @@ class SinkRunner:
         for route in self._routes.values():
             if not self._flush_with_retry(route.sink, give_up):
                 return False
-        self._consumer.commit()
+        try:
+            self._consumer.commit()
+        except KafkaError as error:
+            # The rows are in ClickHouse; the next commit covers these offsets (a crash first would
+            # replay them, which the FINAL views count once).
+            if not error.retriable:
+                raise
+            log.warning("offset commit failed (%s); the next commit covers it", type(error).__name__)
         self._pending = 0
         PENDING_ROWS.set(0)
         self._last_flush = self._monotonic()

@@ -120,7 +120,9 @@ def test_a_broker_restart_mid_stream_loses_nothing_and_doubles_no_alert(
             env={"PL_SLACK_WEBHOOK_URL": slack.url},
         )
         before = _publish_batch(pipeline, "before")
+        # Every process is up and has its partitions: outputs reach Slack and ClickHouse.
         _wait_for(lambda: len(_slack_reps(slack)) >= 1, 60, "the first alert in Slack")
+        _wait_for(lambda: _stored(stack, scratch_database), 60, "the first output in ClickHouse")
         outage_started = time.monotonic()
         assert kafka.process.stop()
         time.sleep(5)
