@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.producer.future import FutureRecordMetadata
 
 from streams import codec
 from streams.contract import TOPIC_OF
@@ -67,9 +68,10 @@ class EventPublisher:
         self._producer.flush()
         return count
 
-    def send_raw(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
-        """Bytes as they are: for tests and fault drills that need malformed records."""
-        self._producer.send(topic, key=key, value=value, timestamp_ms=self._next_timestamp_ms())
+    def send_raw(self, topic: str, value: bytes | None, key: bytes | None = None) -> FutureRecordMetadata:
+        """Bytes as they are: for tests and fault drills that need malformed records. The future
+        gives where the record landed (topic, partition, offset)."""
+        return self._producer.send(topic, key=key, value=value, timestamp_ms=self._next_timestamp_ms())
 
     def flush(self) -> None:
         self._producer.flush()

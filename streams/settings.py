@@ -50,6 +50,16 @@ class ClickHouseSettings:
     user: str = "ledger"
     password: str = field(default="", repr=False)
     database: str = "promise_ledger"
+    # The account that owns the schema (CREATE/ALTER); the pipeline's own account may only insert and read.
+    # Unset: the pipeline's account applies the schema itself.
+    admin_user: str | None = None
+    admin_password: str = field(default="", repr=False)
+
+    def schema_owner(self) -> tuple[str, str]:
+        """(user, password) of the account that applies the schema."""
+        if self.admin_user:
+            return self.admin_user, self.admin_password
+        return self.user, self.password
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,8 @@ class Settings:
                 user=env("PL_CLICKHOUSE_USER", "ledger"),
                 password=_secret_from_env("PL_CLICKHOUSE_PASSWORD", "ledger-dev-password"),
                 database=env("PL_CLICKHOUSE_DATABASE", "promise_ledger"),
+                admin_user=env("PL_CLICKHOUSE_ADMIN_USER") or None,
+                admin_password=_secret_from_env("PL_CLICKHOUSE_ADMIN_PASSWORD", ""),
             ),
         )
 

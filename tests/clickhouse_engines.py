@@ -17,6 +17,17 @@ from clickhouse_driver import Client
 from clickhouse_driver.util.escape import escape_param, escape_params
 
 
+def admin_client(stack: Any, database: str | None = None) -> Client:
+    """The stack's ClickHouse as the admin account: the only one allowed DDL (the pipeline's is not)."""
+    return Client(
+        host="127.0.0.1",
+        port=stack.clickhouse_port,
+        user=stack.clickhouse_admin_user,
+        password=stack.clickhouse_admin_password,
+        database=database or stack.clickhouse_database,
+    )
+
+
 class SqlEngine(Protocol):
     name: str
 

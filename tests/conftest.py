@@ -12,9 +12,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from clickhouse_driver import Client
 
-from tests.clickhouse_engines import ServerEngine
+from tests.clickhouse_engines import ServerEngine, admin_client
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_SCRIPT = REPO_ROOT / "deploy" / "local" / "stack.py"
@@ -50,17 +49,12 @@ def stack(stack_module: ModuleType) -> Iterator[object]:
 
 @pytest.fixture
 def clickhouse_scratch(stack) -> Iterator[ServerEngine]:
-    """The stack's ClickHouse server, as the pipeline user, in a fresh database dropped afterwards."""
+    """The stack's ClickHouse server, as the admin account (tests apply the schema through it), in a
+    fresh database dropped afterwards."""
     database = f"scratch_{uuid.uuid4().hex[:12]}"
-    account = {
-        "host": "127.0.0.1",
-        "port": stack.clickhouse_port,
-        "user": stack.clickhouse_user,
-        "password": stack.clickhouse_password,
-    }
-    admin = Client(**account, database=stack.clickhouse_database)
+    admin = admin_client(stack)
     admin.execute(f"CREATE DATABASE {database}")
-    client = Client(**account, database=database)
+    client = admin_client(stack, database)
     try:
         yield ServerEngine(client)
     finally:
@@ -86,13 +80,7 @@ def pipeline(stack, stack_module: ModuleType, tmp_path: Path) -> Iterator[object
 def scratch_database(stack) -> Iterator[str]:
     """The name of a fresh, empty database on the stack's ClickHouse, dropped afterwards."""
     database = f"scratch_{uuid.uuid4().hex[:12]}"
-    admin = Client(
-        host="127.0.0.1",
-        port=stack.clickhouse_port,
-        user=stack.clickhouse_user,
-        password=stack.clickhouse_password,
-        database=stack.clickhouse_database,
-    )
+    admin = admin_client(stack)
     admin.execute(f"CREATE DATABASE {database}")
     try:
         yield database

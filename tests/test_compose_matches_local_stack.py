@@ -31,6 +31,8 @@ CUSTOM_ENVIRONMENT = {
     "PL_CLICKHOUSE_HTTP_PORT": "18123",
     "PL_CLICKHOUSE_USER": "pipeline",
     "PL_CLICKHOUSE_PASSWORD": "s3cret",
+    "PL_CLICKHOUSE_ADMIN_USER": "owner",
+    "PL_CLICKHOUSE_ADMIN_PASSWORD": "0wner-s3cret",
     "PL_CLICKHOUSE_DATABASE": "ledger_test",
     "PL_PARTITIONS": "12",
 }
@@ -153,17 +155,36 @@ def test_topic_init_creates_the_same_topics_and_partitions(compose: dict[str, An
     assert len(topics) == len(set(topics))
 
 
-def test_clickhouse_account_matches(compose: dict[str, Any], expected) -> None:
+def test_clickhouse_accounts_match(compose: dict[str, Any], raw_compose: dict[str, Any], expected) -> None:
     environment = service_environment(compose, "clickhouse")
     assert (
         environment["CLICKHOUSE_USER"],
         environment["CLICKHOUSE_PASSWORD"],
         environment["CLICKHOUSE_DB"],
+        environment["PL_CLICKHOUSE_USER"],
+        environment["PL_CLICKHOUSE_PASSWORD"],
     ) == (
+        expected.clickhouse_admin_user,
+        expected.clickhouse_admin_password,
+        expected.clickhouse_database,
         expected.clickhouse_user,
         expected.clickhouse_password,
-        expected.clickhouse_database,
     )
+    # The pipeline's account is made by an init script that grants it reading and inserting only.
+    init = "./deploy/clickhouse/pipeline-user.sh:/docker-entrypoint-initdb.d/pipeline-user.sh:ro"
+    assert init in raw_compose["services"]["clickhouse"]["volumes"]
+    script = (REPO_ROOT / "deploy" / "clickhouse" / "pipeline-user.sh").read_text()
+    assert re.findall(r"^GRANT (.+) ON", script, re.MULTILINE) == ["SELECT, INSERT"]
+
+
+def test_only_the_sink_gets_the_admin_account(compose: dict[str, Any], expected) -> None:
+    sink = service_environment(compose, "sink")
+    assert (sink["PL_CLICKHOUSE_ADMIN_USER"], sink["PL_CLICKHOUSE_ADMIN_PASSWORD"]) == (
+        expected.clickhouse_admin_user,
+        expected.clickhouse_admin_password,
+    )
+    for service in set(PIPELINE_SERVICES) - {"sink"}:
+        assert "PL_CLICKHOUSE_ADMIN_PASSWORD" not in service_environment(compose, service), service
 
 
 @pytest.mark.parametrize("service", PIPELINE_SERVICES)

@@ -148,9 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     _run(sys.executable, "deploy/local/stack.py", "reset")
     settings = Settings.from_env()
     ch = settings.clickhouse
-    client = Client(host=ch.host, port=ch.port, user=ch.user, password=ch.password, database=ch.database)
-    client.execute(f"DROP DATABASE IF EXISTS {QUICKSTART_DATABASE}")
-    client.execute(f"CREATE DATABASE {QUICKSTART_DATABASE}")
+    admin_user, admin_password = ch.schema_owner()
+    admin = Client(host=ch.host, port=ch.port, user=admin_user, password=admin_password, database=ch.database)
+    admin.execute(f"DROP DATABASE IF EXISTS {QUICKSTART_DATABASE}")
+    admin.execute(f"CREATE DATABASE {QUICKSTART_DATABASE}")
+    admin.disconnect()
     client = Client(
         host=ch.host, port=ch.port, user=ch.user, password=ch.password, database=QUICKSTART_DATABASE
     )

@@ -65,6 +65,8 @@ DEFAULTS: Mapping[str, str] = {
     "PL_CLICKHOUSE_HTTP_PORT": "8123",
     "PL_CLICKHOUSE_USER": "ledger",
     "PL_CLICKHOUSE_PASSWORD": "ledger-dev-password",
+    "PL_CLICKHOUSE_ADMIN_USER": "ledger_admin",
+    "PL_CLICKHOUSE_ADMIN_PASSWORD": "ledger-admin-dev-password",
     "PL_CLICKHOUSE_DATABASE": "promise_ledger",
     "PL_PARTITIONS": "6",
 }
@@ -104,6 +106,8 @@ class StackSettings:
     clickhouse_http_port: int
     clickhouse_user: str
     clickhouse_password: str
+    clickhouse_admin_user: str
+    clickhouse_admin_password: str
     clickhouse_database: str
     topic_partitions: int
 
@@ -124,6 +128,8 @@ class StackSettings:
             "PL_CLICKHOUSE_HTTP_PORT": str(self.clickhouse_http_port),
             "PL_CLICKHOUSE_USER": self.clickhouse_user,
             "PL_CLICKHOUSE_PASSWORD": self.clickhouse_password,
+            "PL_CLICKHOUSE_ADMIN_USER": self.clickhouse_admin_user,
+            "PL_CLICKHOUSE_ADMIN_PASSWORD": self.clickhouse_admin_password,
             "PL_CLICKHOUSE_DATABASE": self.clickhouse_database,
             "PL_PARTITIONS": str(self.topic_partitions),
         }
@@ -139,20 +145,24 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> StackSettings:
             raise StackError(f"{name}={raw!r} must be an integer from {low} to {high}")
         return int(raw)
 
-    def password() -> str:
-        # Like streams.settings: a secret may come from the file named by PL_CLICKHOUSE_PASSWORD_FILE.
-        secret_file = environ.get("PL_CLICKHOUSE_PASSWORD_FILE")
+    def password(name: str) -> str:
+        # Like streams.settings: a secret may come from the file named by <NAME>_FILE.
+        secret_file = environ.get(f"{name}_FILE")
         if secret_file:
             try:
                 return Path(secret_file).read_text(encoding="utf-8").strip()
             except OSError as unreadable:
-                raise StackError(f"PL_CLICKHOUSE_PASSWORD_FILE: {unreadable}") from unreadable
-        return value("PL_CLICKHOUSE_PASSWORD")
+                raise StackError(f"{name}_FILE: {unreadable}") from unreadable
+        return value(name)
 
     state_dir = Path(environ.get("PL_STATE_DIR") or Path.home() / ".cache" / "promise-ledger")
     database = value("PL_CLICKHOUSE_DATABASE")
     if not database.replace("_", "").isalnum():
         raise StackError(f"PL_CLICKHOUSE_DATABASE={database!r} must be letters, digits and underscores")
+    if value("PL_CLICKHOUSE_ADMIN_USER") == value("PL_CLICKHOUSE_USER"):
+        raise StackError(
+            "PL_CLICKHOUSE_ADMIN_USER must differ from PL_CLICKHOUSE_USER (the pipeline account)"
+        )
     return StackSettings(
         state_dir=state_dir.expanduser().resolve(),
         kafka_port=number("PL_KAFKA_PORT", 1, 65535),
@@ -160,7 +170,9 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> StackSettings:
         clickhouse_port=number("PL_CLICKHOUSE_PORT", 1, 65535),
         clickhouse_http_port=number("PL_CLICKHOUSE_HTTP_PORT", 1, 65535),
         clickhouse_user=value("PL_CLICKHOUSE_USER"),
-        clickhouse_password=password(),
+        clickhouse_password=password("PL_CLICKHOUSE_PASSWORD"),
+        clickhouse_admin_user=value("PL_CLICKHOUSE_ADMIN_USER"),
+        clickhouse_admin_password=password("PL_CLICKHOUSE_ADMIN_PASSWORD"),
         clickhouse_database=database,
         topic_partitions=number("PL_PARTITIONS", 1, 1000),
     )
@@ -473,6 +485,8 @@ class Kafka:
     def reset(self) -> None:
         """Empty every pipeline topic: delete them, the worker's state changelog, the notifier's sent
         keys and the consumer groups, then create the topics again."""
+        from kafka.errors import CoordinatorNotAvailableError
+
         doomed = {*self.settings.partitions_by_topic, STATE_CHANGELOG_TOPIC, SLACK_SENT_TOPIC}
         with admin_client(self.settings) as admin:
             # A member that was killed stays in its group until its session times out; its committed
@@ -480,7 +494,10 @@ class Kafka:
             deadline = time.monotonic() + 60
             groups = [APP_ID, SINK_GROUP, NOTIFIER_GROUP]
             while groups:
-                answers = admin.delete_groups(groups)
+                try:
+                    answers = admin.delete_groups(groups)
+                except CoordinatorNotAvailableError:  # a new broker creates __consumer_offsets lazily
+                    answers = dict.fromkeys(groups, "NonEmptyGroupError")
                 groups = [group for group, answer in answers.items() if answer == "NonEmptyGroupError"]
                 if groups and time.monotonic() > deadline:
                     raise StackError(f"kafka: consumer groups still have members: {', '.join(groups)}")
@@ -584,8 +601,11 @@ class ClickHouse:
     def users_xml(self) -> str:
         s = self.settings
         password_hash = hashlib.sha256(s.clickhouse_password.encode()).hexdigest()
-        # The packaged `default` user (no password, any network) is left out on purpose: the only account is
-        # the pipeline's, with a password, reachable from this machine only.
+        admin_hash = hashlib.sha256(s.clickhouse_admin_password.encode()).hexdigest()
+        # The packaged `default` user (no password, any network) is left out on purpose. Two accounts, both
+        # with a password, reachable from this machine only: the pipeline's, which may insert and read but
+        # not create, alter or drop anything (ClickHouse 18.16 has no GRANT, only `allow_ddl`), and an
+        # admin account that owns the schema.
         return f"""<?xml version="1.0"?>
 <!-- Written by deploy/local/stack.py on every start; edit the script, not this file. -->
 <yandex>
@@ -595,6 +615,12 @@ class ClickHouse:
             <use_uncompressed_cache>0</use_uncompressed_cache>
             <load_balancing>random</load_balancing>
         </default>
+        <pipeline>
+            <max_memory_usage>4000000000</max_memory_usage>
+            <use_uncompressed_cache>0</use_uncompressed_cache>
+            <load_balancing>random</load_balancing>
+            <allow_ddl>0</allow_ddl>
+        </pipeline>
     </profiles>
     <users>
         <{s.clickhouse_user}>
@@ -603,9 +629,18 @@ class ClickHouse:
                 <ip>127.0.0.1</ip>
                 <ip>::1</ip>
             </networks>
-            <profile>default</profile>
+            <profile>pipeline</profile>
             <quota>default</quota>
         </{s.clickhouse_user}>
+        <{s.clickhouse_admin_user}>
+            <password_sha256_hex>{admin_hash}</password_sha256_hex>
+            <networks>
+                <ip>127.0.0.1</ip>
+                <ip>::1</ip>
+            </networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </{s.clickhouse_admin_user}>
     </users>
     <quotas>
         <default>
@@ -661,14 +696,19 @@ class ClickHouse:
             say(f"clickhouse: started (pid {pid}), waiting for {HOST}:{self.settings.clickhouse_port}")
         err_log = self.logs / "clickhouse-server.err.log"
         wait_until(self.answers, self.process, "SELECT 1 as the pipeline user", err_log)
-        self.query(f"CREATE DATABASE IF NOT EXISTS {self.settings.clickhouse_database}")
+        self.query(f"CREATE DATABASE IF NOT EXISTS {self.settings.clickhouse_database}", as_admin=True)
 
-    def query(self, sql: str) -> str:
+    def query(self, sql: str, *, as_admin: bool = False) -> str:
         s = self.settings
+        user, key = (
+            (s.clickhouse_admin_user, s.clickhouse_admin_password)
+            if as_admin
+            else (s.clickhouse_user, s.clickhouse_password)
+        )
         request = urllib.request.Request(
             f"http://{HOST}:{s.clickhouse_http_port}/",
             data=sql.encode(),
-            headers={"X-ClickHouse-User": s.clickhouse_user, "X-ClickHouse-Key": s.clickhouse_password},
+            headers={"X-ClickHouse-User": user, "X-ClickHouse-Key": key},
         )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:

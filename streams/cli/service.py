@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -48,28 +49,37 @@ def serve_metrics(port: int) -> None:
 def kafka_consumer(settings: Settings, group_id: str, *topics: str) -> KafkaConsumer:
     from kafka import KafkaConsumer
 
-    return KafkaConsumer(
-        *topics,
+    consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_interval_ms=600_000,
     )
+    # Joining the group before the client knows the topics' partitions yields an empty assignment that
+    # lasts until the next metadata refresh (5 minutes): learn them first (a just-created topic may
+    # take a moment to show up).
+    deadline = time.monotonic() + 30
+    while any(not consumer.partitions_for_topic(topic) for topic in topics) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    consumer.subscribe(list(topics))
+    return consumer
 
 
-def clickhouse_client(settings: Settings) -> Client:
+def clickhouse_client(settings: Settings, *, schema_owner: bool = False) -> Client:
+    """A client as the pipeline's account, or as the account that owns the schema."""
     from clickhouse_driver import Client
 
     # The driver logs every refused connection with a traceback; callers report failures themselves.
     logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
 
     ch = settings.clickhouse
+    user, password = ch.schema_owner() if schema_owner else (ch.user, ch.password)
     return Client(
         host=ch.host,
         port=ch.port,
-        user=ch.user,
-        password=ch.password,
+        user=user,
+        password=password,
         database=ch.database,
         connect_timeout=5,
         send_receive_timeout=30,

@@ -59,7 +59,9 @@ def command(batch_rows: int, batch_wait: float, group_id: str, metrics_port: int
     Reads alignment.events, alignment.alerts and alignment.dlq; inserts in batches; commits Kafka
     offsets only after ClickHouse took the rows. While ClickHouse is down it retries with backoff and
     loses nothing; rows replayed after a crash are counted once (ReplacingMergeTree + FINAL views).
-    Connection settings come from PL_* variables (see `deploy/local/stack env`).
+    Connection settings come from PL_* variables (see `deploy/local/stack env`). The schema is applied
+    as PL_CLICKHOUSE_ADMIN_USER / PL_CLICKHOUSE_ADMIN_PASSWORD when set (the pipeline's own account
+    needs no DDL rights then), else as PL_CLICKHOUSE_USER.
     """
     from streams import codec
     from streams.sink.batch import TableSink
@@ -70,8 +72,10 @@ def command(batch_rows: int, batch_wait: float, group_id: str, metrics_port: int
     settings = Settings.from_env()
     should_stop = stop_on_signals()
     serve_metrics(metrics_port)
+    schema_client = clickhouse_client(settings, schema_owner=True)
+    _apply_schema_when_reachable(schema_client, should_stop)
+    schema_client.disconnect()
     client = clickhouse_client(settings)
-    _apply_schema_when_reachable(client, should_stop)
     routes = {
         ALIGNMENT_TOPIC: Route(codec.decode_alignment, TableSink(client, ALIGNMENT_EVENTS)),
         ALERTS_TOPIC: Route(codec.decode_alert, TableSink(client, ALERTS)),

@@ -353,7 +353,7 @@ def _one_of(allowed: frozenset[str]) -> Checker:
     listed = "|".join(sorted(allowed))
 
     def check(name: str, value: Any) -> str:
-        if value in allowed and type(value) is str:
+        if type(value) is str and value in allowed:  # a list or dict is unhashable
             return value
         raise InvalidEvent(f"field '{name}' must be one of {listed}, got {value!r}")
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from streams.sink.batch import TableSink
@@ -24,6 +25,8 @@ FLUSH_FAILURES = Counter("ledger_sink_flush_failures_total", "Failed ClickHouse 
 UNDECODABLE = Counter("ledger_sink_undecodable_total", "Output records the sink could not decode", ["topic"])
 PENDING_ROWS = Gauge("ledger_sink_pending_rows", "Rows buffered and not yet in ClickHouse")
 CLICKHOUSE_UP = Gauge("ledger_sink_clickhouse_up", "1 while the last insert succeeded, 0 while retrying")
+# While an insert is retried the sink reads nothing more, so the backlog lives in Kafka, not in the buffer.
+BACKLOG = Gauge("ledger_sink_backlog_records", "Records in Kafka past the committed offsets, while retrying")
 
 
 class Record(Protocol):
@@ -36,6 +39,9 @@ class Record(Protocol):
 class Consumer(Protocol):
     def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> Mapping[Any, list[Any]]: ...
     def commit(self) -> None: ...
+    def assignment(self) -> set[Any]: ...
+    def end_offsets(self, partitions: list[Any]) -> Mapping[Any, int]: ...
+    def committed(self, partition: Any) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +85,15 @@ class SinkRunner:
         self.flush_and_commit(give_up=lambda: True)
 
     def poll_once(self, should_stop: Callable[[], bool] = lambda: False) -> None:
-        batches = self._consumer.poll(timeout_ms=200, max_records=self._batching.max_rows)
+        try:
+            batches = self._consumer.poll(timeout_ms=200, max_records=self._batching.max_rows)
+        except KafkaError as error:
+            # kafka-python raises from poll() while the broker is away; the next poll reconnects.
+            if not error.retriable:
+                raise
+            log.warning("Kafka unavailable (%s); retrying", type(error).__name__)
+            self._sleep(1.0)
+            return
         for records in batches.values():
             for record in records:
                 self._add(record)
@@ -114,7 +128,14 @@ class SinkRunner:
         for route in self._routes.values():
             if not self._flush_with_retry(route.sink, give_up):
                 return False
-        self._consumer.commit()
+        try:
+            self._consumer.commit()
+        except KafkaError as error:
+            # The rows are in ClickHouse; the next commit covers these offsets (a crash first would
+            # replay them, which the FINAL views count once).
+            if not error.retriable:
+                raise
+            log.warning("offset commit failed (%s); the next commit covers it", type(error).__name__)
         self._pending = 0
         PENDING_ROWS.set(0)
         self._last_flush = self._monotonic()
@@ -130,12 +151,25 @@ class SinkRunner:
                 CLICKHOUSE_UP.set(0)
                 # The exception type and table only: driver messages can echo connection details.
                 log.warning("insert into %s failed (%s)", sink.table, type(error).__name__)
+                self._report_backlog()
                 if give_up():
                     return False
                 self._sleep(delay)
                 delay = min(delay * 2, self._batching.retry_max_s)
                 continue
+            BACKLOG.set(0)
             CLICKHOUSE_UP.set(1)
             if written:
                 ROWS_WRITTEN.labels(sink.table).inc(written)
             return True
+
+    def _report_backlog(self) -> None:
+        """How far behind ClickHouse is, from Kafka (which is up even when ClickHouse is not)."""
+        try:
+            partitions = list(self._consumer.assignment())
+            ends = self._consumer.end_offsets(partitions)
+            backlog = sum(max(0, end - (self._consumer.committed(tp) or 0)) for tp, end in ends.items())
+        except Exception as error:  # the broker may be unreachable too; the gauge then keeps its value
+            log.debug("backlog unknown (%s)", type(error).__name__)
+            return
+        BACKLOG.set(backlog)

@@ -137,12 +137,22 @@ def run_notifier(
 ) -> None:
     """Poll alerts, send due groups, commit what reached Slack; on stop, send what is open first."""
     from kafka import TopicPartition
+    from kafka.errors import KafkaError
     from kafka.structs import OffsetAndMetadata
 
     committed: dict[Any, int] = {}
     while True:
         stopping = should_stop()
-        for records in consumer.poll(timeout_ms=200).values():
+        try:
+            polled = consumer.poll(timeout_ms=200)
+        except KafkaError as error:
+            # kafka-python raises from poll() while the broker is away; the next poll reconnects.
+            if not error.retriable:
+                raise
+            log.warning("Kafka unavailable (%s); retrying", type(error).__name__)
+            polled = {}
+            time.sleep(1.0)
+        for records in polled.values():
             for record in records:
                 position = TopicPartition(record.topic, record.partition)
                 try:
@@ -156,7 +166,12 @@ def run_notifier(
         notifier.send_due(everything=stopping)
         offsets = {tp: offset for tp, offset in notifier.committable().items() if committed.get(tp) != offset}
         if offsets:
-            consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()})
-            committed.update(offsets)
+            try:
+                consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()})
+                committed.update(offsets)
+            except KafkaError as error:  # retried on the next round; the sent keys prevent duplicates
+                if not error.retriable:
+                    raise
+                log.warning("offset commit failed (%s); retrying", type(error).__name__)
         if stopping:
             return

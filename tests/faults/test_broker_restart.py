@@ -1,0 +1,145 @@
+"""The Kafka broker restarts mid-stream: worker, sink and notifier carry on by themselves, and every
+output reaches Kafka, ClickHouse and Slack; Slack sees each broken promise once."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+from clickhouse_driver import Client
+
+from streams.slack.receiver import SlackLikeReceiver
+
+pytestmark = [pytest.mark.stack, pytest.mark.faults]
+
+HOUR_MS = 3_600_000
+CUSTOMERS_PER_BATCH = 5
+
+
+def _broken_commitment(customer: str, start: int) -> list[dict[str, Any]]:
+    """A commitment due a day after it was made, and a ticket three days later that moves the clock."""
+    return [
+        {
+            "type": "CommitmentMade",
+            "event_id": f"{customer}-commit",
+            "customer_id": customer,
+            "occurred_at": start,
+            "source": "salesforce",
+            "commitment_id": f"{customer}-commitment",
+            "deal_id": f"{customer}-deal",
+            "rep_name": f"Rep {customer}",
+            "product": "lamp",
+            "quantity": 2,
+            "deliver_by": start + 24 * HOUR_MS,
+            "unit_price": 49.0,
+            "features": [],
+        },
+        {
+            "type": "TicketOpened",
+            "event_id": f"{customer}-ticket",
+            "customer_id": customer,
+            "occurred_at": start + 72 * HOUR_MS,
+            "source": "zendesk",
+            "ticket_id": f"{customer}-t1",
+            "category": "LATE",
+            "order_id": None,
+            "deal_id": f"{customer}-deal",
+            "text": "where is my order?",
+        },
+    ]
+
+
+def _publish_batch(pipeline: Any, prefix: str) -> list[str]:
+    customers = [f"{prefix}-{n}" for n in range(CUSTOMERS_PER_BATCH)]
+    start = int(time.time() * 1000) - 10 * 24 * HOUR_MS
+    pipeline.publish(event for customer in customers for event in _broken_commitment(customer, start))
+    return customers
+
+
+def _wait_for(condition: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _stored(stack: Any, database: str) -> set[tuple[str, str]]:
+    """(customer, type) of every stored alignment event of the customers' commitments."""
+    client = Client(
+        host="127.0.0.1",
+        port=stack.clickhouse_port,
+        user=stack.clickhouse_user,
+        password=stack.clickhouse_password,
+        database=database,
+    )
+    try:
+        return set(
+            client.execute(
+                "SELECT customer_id, type FROM alignment_events FINAL "
+                "WHERE type IN ('PROMISE_BROKEN', 'COMPLAINT_ATTRIBUTED') AND kind != 'FIRST_REPLY'"
+            )
+        )
+    except Exception:  # the sink creates the tables when it starts
+        return set()
+    finally:
+        client.disconnect()
+
+
+def _slack_reps(slack: SlackLikeReceiver) -> list[str]:
+    """The rep group of every message: one per broken commitment (each customer has its own rep)."""
+    titles = [delivery.payload["text"] for delivery in slack.messages]
+    return [match.group(1) for title in titles if (match := re.search(r"rep:Rep (\S+)$", title))]
+
+
+def test_a_broker_restart_mid_stream_loses_nothing_and_doubles_no_alert(
+    pipeline, stack, stack_module, scratch_database
+) -> None:
+    kafka = stack_module.Kafka(stack)
+    with SlackLikeReceiver() as slack:
+        worker = pipeline.start_worker(web_port=26004)
+        sink = pipeline.start(
+            "sink",
+            "sink",
+            "--batch-wait",
+            "0.2",
+            "--metrics-port",
+            "0",
+            env={"PL_CLICKHOUSE_DATABASE": scratch_database},
+        )
+        notifier = pipeline.start(
+            "notify",
+            "notify",
+            "--window",
+            "0.5",
+            "--metrics-port",
+            "0",
+            env={"PL_SLACK_WEBHOOK_URL": slack.url},
+        )
+        before = _publish_batch(pipeline, "before")
+        # Every process is up and has its partitions: outputs reach Slack and ClickHouse.
+        _wait_for(lambda: len(_slack_reps(slack)) >= 1, 60, "the first alert in Slack")
+        _wait_for(lambda: _stored(stack, scratch_database), 60, "the first output in ClickHouse")
+        outage_started = time.monotonic()
+        assert kafka.process.stop()
+        time.sleep(5)
+        kafka.up()
+        outage_s = time.monotonic() - outage_started
+        recovered = time.monotonic()
+        after = _publish_batch(pipeline, "after")
+        customers = before + after
+        expected = {(c, t) for c in customers for t in ("PROMISE_BROKEN", "COMPLAINT_ATTRIBUTED")}
+        _wait_for(lambda: _stored(stack, scratch_database) >= expected, 120, "every output in ClickHouse")
+        _wait_for(lambda: set(_slack_reps(slack)) >= set(customers), 60, "every alert in Slack")
+        caught_up_s = time.monotonic() - recovered
+        time.sleep(2)  # room for a duplicate to show up
+        for name, process in (("worker", worker), ("sink", sink), ("notify", notifier)):
+            assert process.poll() is None, f"{name} stopped:\n{pipeline.log_of(name)[-3000:]}"
+        pipeline.stop_all()
+
+    assert sorted(_slack_reps(slack)) == sorted(customers)
+    assert _stored(stack, scratch_database) == expected
+    print(f"\nbroker down {outage_s:.1f}s; caught up {caught_up_s:.1f}s after it came back")
