@@ -49,9 +49,11 @@ def alignment(n: int) -> dict[str, object]:
     }
 
 
-def client(settings: Settings, database: str) -> Client:
+def client(settings: Settings, database: str, *, admin: bool = False) -> Client:
+    """The pipeline's account; ``admin`` for DDL, which the pipeline's account may not run."""
     ch = settings.clickhouse
-    return Client(host=ch.host, port=ch.port, user=ch.user, password=ch.password, database=database)
+    user, password = ch.schema_owner() if admin else (ch.user, ch.password)
+    return Client(host=ch.host, port=ch.port, user=user, password=password, database=database)
 
 
 def main() -> None:
@@ -71,14 +73,14 @@ def main() -> None:
     producer.flush()
     producer.close()
 
-    admin = client(settings, settings.clickhouse.database)
+    admin = client(settings, settings.clickhouse.database, admin=True)
     databases = {}
     for name in ("raw", "sink"):
         databases[name] = f"bench_{name}_{uuid.uuid4().hex[:8]}"
         admin.execute(f"CREATE DATABASE {databases[name]}")
     try:
+        apply_schema(client(settings, databases["raw"], admin=True))
         raw = client(settings, databases["raw"])
-        apply_schema(raw)
         decoded = [codec.decode_alignment(codec.encode_alignment(body)) for body in bodies]
         started = time.perf_counter()
         for first in range(0, len(decoded), 5_000):
@@ -87,8 +89,8 @@ def main() -> None:
             )
         raw_rate = options.rows / (time.perf_counter() - started)
 
+        apply_schema(client(settings, databases["sink"], admin=True))
         sink_client = client(settings, databases["sink"])
-        apply_schema(sink_client)
         consumer = KafkaConsumer(
             ALIGNMENT_TOPIC,
             bootstrap_servers=settings.kafka_bootstrap,
