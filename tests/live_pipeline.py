@@ -20,9 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streams.publish import EventPublisher
 
-CHANGELOG_TOPIC = "promise-ledger-ledger-state-changelog"
-GROUPS = ("promise-ledger", "promise-ledger-sink", "promise-ledger-notifier")
-EXTRA_TOPICS = (CHANGELOG_TOPIC, "alignment.slack-sent")
+HOUR_MS = 3_600_000
 
 
 class Pipeline:
@@ -117,3 +115,36 @@ class Pipeline:
             return records
         finally:
             consumer.close()
+
+
+def broken_commitment_story(customer: str, start: int) -> list[dict[str, Any]]:
+    """A commitment due a day after it was made, and a ticket three days later that moves the clock."""
+    return [
+        {
+            "type": "CommitmentMade",
+            "event_id": f"{customer}-commit",
+            "customer_id": customer,
+            "occurred_at": start,
+            "source": "salesforce",
+            "commitment_id": f"{customer}-commitment",
+            "deal_id": f"{customer}-deal",
+            "rep_name": f"Rep {customer}",
+            "product": "lamp",
+            "quantity": 2,
+            "deliver_by": start + 24 * HOUR_MS,
+            "unit_price": 49.0,
+            "features": [],
+        },
+        {
+            "type": "TicketOpened",
+            "event_id": f"{customer}-ticket",
+            "customer_id": customer,
+            "occurred_at": start + 72 * HOUR_MS,
+            "source": "zendesk",
+            "ticket_id": f"{customer}-t1",
+            "category": "LATE",
+            "order_id": None,
+            "deal_id": f"{customer}-deal",
+            "text": "where is my order?",
+        },
+    ]

@@ -11,6 +11,7 @@ import pytest
 from clickhouse_driver import Client
 
 from streams.slack.receiver import SlackLikeReceiver
+from tests.live_pipeline import broken_commitment_story
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
 
@@ -18,43 +19,10 @@ HOUR_MS = 3_600_000
 CUSTOMERS_PER_BATCH = 5
 
 
-def _broken_commitment(customer: str, start: int) -> list[dict[str, Any]]:
-    """A commitment due a day after it was made, and a ticket three days later that moves the clock."""
-    return [
-        {
-            "type": "CommitmentMade",
-            "event_id": f"{customer}-commit",
-            "customer_id": customer,
-            "occurred_at": start,
-            "source": "salesforce",
-            "commitment_id": f"{customer}-commitment",
-            "deal_id": f"{customer}-deal",
-            "rep_name": f"Rep {customer}",
-            "product": "lamp",
-            "quantity": 2,
-            "deliver_by": start + 24 * HOUR_MS,
-            "unit_price": 49.0,
-            "features": [],
-        },
-        {
-            "type": "TicketOpened",
-            "event_id": f"{customer}-ticket",
-            "customer_id": customer,
-            "occurred_at": start + 72 * HOUR_MS,
-            "source": "zendesk",
-            "ticket_id": f"{customer}-t1",
-            "category": "LATE",
-            "order_id": None,
-            "deal_id": f"{customer}-deal",
-            "text": "where is my order?",
-        },
-    ]
-
-
 def _publish_batch(pipeline: Any, prefix: str) -> list[str]:
     customers = [f"{prefix}-{n}" for n in range(CUSTOMERS_PER_BATCH)]
     start = int(time.time() * 1000) - 10 * 24 * HOUR_MS
-    pipeline.publish(event for customer in customers for event in _broken_commitment(customer, start))
+    pipeline.publish(event for customer in customers for event in broken_commitment_story(customer, start))
     return customers
 
 

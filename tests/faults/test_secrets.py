@@ -12,44 +12,12 @@ from clickhouse_driver import Client
 from streams import codec
 from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC
 from streams.slack.receiver import SlackLikeReceiver
+from tests.live_pipeline import broken_commitment_story
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
 
 HOUR_MS = 3_600_000
 CUSTOMERS = 4
-
-
-def _broken_commitment(customer: str, start: int) -> list[dict[str, Any]]:
-    """A commitment due a day after it was made, and a ticket three days later that moves the clock."""
-    return [
-        {
-            "type": "CommitmentMade",
-            "event_id": f"{customer}-commit",
-            "customer_id": customer,
-            "occurred_at": start,
-            "source": "salesforce",
-            "commitment_id": f"{customer}-commitment",
-            "deal_id": f"{customer}-deal",
-            "rep_name": f"Rep {customer}",
-            "product": "lamp",
-            "quantity": 2,
-            "deliver_by": start + 24 * HOUR_MS,
-            "unit_price": 49.0,
-            "features": [],
-        },
-        {
-            "type": "TicketOpened",
-            "event_id": f"{customer}-ticket",
-            "customer_id": customer,
-            "occurred_at": start + 72 * HOUR_MS,
-            "source": "zendesk",
-            "ticket_id": f"{customer}-t1",
-            "category": "LATE",
-            "order_id": None,
-            "deal_id": f"{customer}-deal",
-            "text": "where is my order?",
-        },
-    ]
 
 
 def _wait_for(condition: Any, timeout_s: float, what: str) -> None:
@@ -103,7 +71,9 @@ def test_no_secret_appears_in_any_log_at_debug_level(pipeline, stack, scratch_da
         )
         start = int(time.time() * 1000) - 10 * 24 * HOUR_MS
         pipeline.publish(
-            event for n in range(CUSTOMERS) for event in _broken_commitment(f"secret-{n}", start + n * 1000)
+            event
+            for n in range(CUSTOMERS)
+            for event in broken_commitment_story(f"secret-{n}", start + n * 1000)
         )
         alerts = pipeline.read(
             ALERTS_TOPIC, lambda r: codec.decode_alert(r.value), until=lambda got: len(got) >= CUSTOMERS
