@@ -148,3 +148,17 @@ def broken_commitment_story(customer: str, start: int) -> list[dict[str, Any]]:
             "text": "where is my order?",
         },
     ]
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.5) -> None:
+    """Poll ``condition`` until it holds; an exception while polling (a service restarting) counts as
+    not yet. Fails the test with ``what`` when ``timeout_s`` runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except Exception:
+            pass
+        time.sleep(every_s)
+    raise AssertionError(f"timed out waiting for {what}")

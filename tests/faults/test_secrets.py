@@ -12,21 +12,12 @@ from clickhouse_driver import Client
 from streams import codec
 from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC
 from streams.slack.receiver import SlackLikeReceiver
-from tests.live_pipeline import broken_commitment_story
+from tests.live_pipeline import broken_commitment_story, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
 
 HOUR_MS = 3_600_000
 CUSTOMERS = 4
-
-
-def _wait_for(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def _rows(stack: Any, database: str) -> int:
@@ -84,8 +75,8 @@ def test_no_secret_appears_in_any_log_at_debug_level(pipeline, stack, scratch_da
             lambda r: codec.decode_alignment(r.value),
             until=lambda got: len(got) >= 3 * CUSTOMERS,
         )
-        _wait_for(lambda: len(slack.messages) >= CUSTOMERS, 60, "every alert in Slack")
-        _wait_for(lambda: _rows(stack, scratch_database) >= len(alignment), 60, "every row in ClickHouse")
+        wait_for(lambda: len(slack.messages) >= CUSTOMERS, 60, "every alert in Slack")
+        wait_for(lambda: _rows(stack, scratch_database) >= len(alignment), 60, "every row in ClickHouse")
         pipeline.stop_all()  # while Slack still answers, so the notifier stops at once
     logs = {name: pipeline.log_of(name) for name in ("worker", "sink", "notify")}
     assert all(logs.values()), "every process wrote a log"

@@ -14,6 +14,7 @@ from kafka import KafkaConsumer
 from streams import codec
 from streams.settings import ALERTS_TOPIC, SLACK_SENT_TOPIC
 from streams.slack.receiver import Reply, SlackLikeReceiver
+from tests.live_pipeline import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
 
@@ -57,15 +58,6 @@ def _start_notifier(pipeline: Any, slack: SlackLikeReceiver, name: str) -> Any:
     )
 
 
-def _wait_for(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def _remembered_keys(bootstrap: str) -> list[str]:
     consumer = KafkaConsumer(
         SLACK_SENT_TOPIC,
@@ -86,13 +78,13 @@ def test_rate_limited_bursts_reach_slack_once_each_in_order_across_a_restart(pip
         started = time.monotonic()
         first = _start_notifier(pipeline, slack, "notify-1")
         expected = _burst(pipeline, 0, 0)
-        _wait_for(lambda: len(slack.messages) >= 2, 60, "the first groups in Slack")
+        wait_for(lambda: len(slack.messages) >= 2, 60, "the first groups in Slack")
         # A graceful stop mid-storm: the notifier posts what it holds, then commits and exits.
         pipeline.kill(first, signal.SIGTERM)
         assert first.returncode == 0, pipeline.log_of("notify-1")
         _start_notifier(pipeline, slack, "notify-2")
         expected += _burst(pipeline, GROUPS_PER_BURST, ALERTS_PER_BURST)
-        _wait_for(lambda: len(slack.messages) >= len(expected), 90, "every group in Slack")
+        wait_for(lambda: len(slack.messages) >= len(expected), 90, "every group in Slack")
         time.sleep(2)  # room for a duplicate to show up
         elapsed = time.monotonic() - started
         pipeline.stop_all()

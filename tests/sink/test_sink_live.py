@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams import codec
 from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC
+from tests.live_pipeline import wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -64,18 +64,6 @@ def _client(stack: Any, database: str) -> Client:
     )
 
 
-def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:  # ClickHouse restarting
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _gauge(metrics: str, name: str) -> float:
     """The sum of a metric's samples in a Prometheus text page."""
     return sum(
@@ -105,7 +93,7 @@ def test_every_row_lands_once_even_when_the_batch_is_redelivered(pipeline, stack
     _publish(pipeline, range(2_000))
     _publish(pipeline, range(500))  # the same records again, as after a producer retry
     client = _client(stack, scratch_database)
-    _wait_for(lambda: _counts(client) == (2_000, 2_000, 1_000), 60, "2000 events and 1000 alerts")
+    wait_for(lambda: _counts(client) == (2_000, 2_000, 1_000), 60, "2000 events and 1000 alerts")
     made = client.execute("SELECT sum(made) FROM scorecard_daily")[0][0]
     assert made == 1_000
     assert sink.poll() is None, pipeline.log_of("sink")
@@ -126,7 +114,7 @@ def test_clickhouse_down_loses_nothing_and_the_lag_shows(
     )
     client = _client(stack, scratch_database)
     _publish(pipeline, range(1_000))
-    _wait_for(lambda: _counts(client)[0] == 1_000, 60, "the first half")
+    wait_for(lambda: _counts(client)[0] == 1_000, 60, "the first half")
     clickhouse = stack_module.ClickHouse(stack)
     assert clickhouse.process.stop()
     try:
@@ -141,7 +129,7 @@ def test_clickhouse_down_loses_nothing_and_the_lag_shows(
         clickhouse.up()
     recovered = time.monotonic()
     client = _client(stack, scratch_database)
-    _wait_for(lambda: _counts(client) == (2_000, 2_000, 1_000), 90, "every row after the outage")
+    wait_for(lambda: _counts(client) == (2_000, 2_000, 1_000), 90, "every row after the outage")
     stored_after_s = time.monotonic() - recovered
     print(f"\nClickHouse down {outage_s}s, backlog {backlog:.0f}; all stored {stored_after_s:.1f}s after")
     assert pipeline.log_of("sink").count(stack.clickhouse_password) == 0
