@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from kafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
+from streams.commits import commit_or_defer
 from streams.sink.batch import TableSink
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class Record(Protocol):
 
 class Consumer(Protocol):
     def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> Mapping[Any, list[Any]]: ...
-    def commit(self) -> None: ...
+    def commit(self, offsets: Mapping[Any, Any] | None = None) -> None: ...
     def assignment(self) -> set[Any]: ...
     def end_offsets(self, partitions: list[Any]) -> Mapping[Any, int]: ...
     def committed(self, partition: Any) -> int | None: ...
@@ -128,14 +129,9 @@ class SinkRunner:
         for route in self._routes.values():
             if not self._flush_with_retry(route.sink, give_up):
                 return False
-        try:
-            self._consumer.commit()
-        except KafkaError as error:
-            # The rows are in ClickHouse; the next commit covers these offsets (a crash first would
-            # replay them, which the FINAL views count once).
-            if not error.retriable:
-                raise
-            log.warning("offset commit failed (%s); the next commit covers it", type(error).__name__)
+        # The rows are in ClickHouse; if the commit is deferred the next one covers these offsets (a
+        # crash first would replay them, which the FINAL views count once).
+        commit_or_defer(self._consumer)
         self._pending = 0
         PENDING_ROWS.set(0)
         self._last_flush = self._monotonic()

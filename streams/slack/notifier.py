@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
 
+from streams.commits import commit_or_defer
 from streams.slack.message import AlertGroup, render
 from streams.slack.transport import DeliveryFailed, WebhookTransport
 
@@ -165,13 +166,9 @@ def run_notifier(
                 notifier.add(alert, position, record.offset)
         notifier.send_due(everything=stopping)
         offsets = {tp: offset for tp, offset in notifier.committable().items() if committed.get(tp) != offset}
-        if offsets:
-            try:
-                consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()})
-                committed.update(offsets)
-            except KafkaError as error:  # retried on the next round; the sent keys prevent duplicates
-                if not error.retriable:
-                    raise
-                log.warning("offset commit failed (%s); retrying", type(error).__name__)
+        # A deferred commit is retried next round; the sent keys keep replays out of Slack.
+        to_commit = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
+        if offsets and commit_or_defer(consumer, to_commit):
+            committed.update(offsets)
         if stopping:
             return

@@ -229,3 +229,39 @@ def test_a_contradiction_alert_names_its_claim_and_product_and_offers_no_explain
     shown = as_slack_shows_it(render(AlertGroup("stockout:lamp", [contradiction])))
     assert "claim-7" in shown and "lamp" in shown and "STOCKOUT" in shown
     assert "promise-ledger explain" not in shown
+
+
+class RebalancingConsumer:
+    """Hands out its records once, then nothing; the first ``refusals`` commits meet a rebalance."""
+
+    def __init__(self, records: list[Any], refusals: int) -> None:
+        self.records, self.refusals = records, refusals
+        self.commits: list[dict[Any, int]] = []
+
+    def poll(self, timeout_ms: int = 0) -> dict[Any, list[Any]]:
+        records, self.records = self.records, []
+        return {"alerts-0": records} if records else {}
+
+    def commit(self, offsets: Any = None) -> None:
+        from kafka.errors import RebalanceInProgressError
+
+        if self.refusals:
+            self.refusals -= 1
+            raise RebalanceInProgressError("the group is rebalancing")
+        self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+
+
+def test_a_commit_refused_by_a_rebalance_is_retried_and_the_notifier_keeps_running() -> None:
+    from types import SimpleNamespace
+
+    from streams.slack.notifier import run_notifier
+
+    alerts = [_alert(n, group_key=f"g{n}") for n in range(3)]
+    records = [SimpleNamespace(topic="alignment.alerts", partition=0, offset=n, value=n) for n in range(3)]
+    consumer = RebalancingConsumer(records, refusals=2)
+    transport = RecordingTransport()
+    notifier = Notifier(transport, MemorySentKeys(), window_s=0)
+    rounds = itertools.count()
+    run_notifier(consumer, notifier, lambda value: alerts[value], should_stop=lambda: next(rounds) >= 4)
+    assert len(transport.payloads) == 3
+    assert consumer.commits and list(consumer.commits[-1].values()) == [3]
