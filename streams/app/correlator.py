@@ -5,6 +5,11 @@ moves bytes between this and Kafka. Why per partition: a customer's events are c
 (keyed by customer_id), so partition *p*'s engine sees every event of its customers in order, and its
 event-time clock is the largest ``occurred_at`` seen on *p* (SPEC §5).
 
+Records at or past an offset the state already reflects are skipped, not re-applied: the state
+(changelog) is written before offsets are committed, so after a crash it runs ahead of them, and the
+engine's own de-duplication remembers event ids only for ``dedupe_window_hours`` of event time, which
+a backlog replayed at full speed covers in seconds.
+
 Catalog facts (claims, stock) carry no customer: publishers send them to every partition (see
 ``streams.publish``), so each engine applies them at the same place in its own order. Their
 customer-less outputs (CONTRADICTION) are published by partition 0's engine only.
@@ -37,11 +42,15 @@ EVENTS_IN = Counter("ledger_events_in_total", "Input events applied to the engin
 DEAD_LETTERS = Counter("ledger_dead_letters_total", "Records sent to the dead-letter topic", ["reason"])
 ALIGNMENT_OUT = Counter("ledger_alignment_events_total", "Alignment events published", ["type"])
 ALERTS_OUT = Counter("ledger_alerts_total", "Alerts published", ["severity"])
+ALREADY_APPLIED = Counter(
+    "ledger_records_already_applied_total", "Redelivered records the state already reflects", ["topic"]
+)
 EVENT_CLOCK = Gauge("ledger_event_clock_seconds", "Event-time clock of the partition's engine", ["partition"])
 
 CATALOG_PARTITION = 0
 _LEDGER_PREFIX = b"c:"
 _CATALOG_PREFIX = b"p:"
+_PROGRESS_PREFIX = b"o:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,9 @@ class _Partition:
     engine: PromiseEngine
     ledgers: _TrackedLedgers
     catalogs: _TrackedLedgers
+    # Per input topic, the offset after the last record applied on this partition.
+    applied_to: dict[str, int]
+    progressed: bool = False
 
 
 class Correlator:
@@ -120,10 +132,15 @@ class Correlator:
     # -- records -------------------------------------------------------------------------------
 
     def handle(self, record: SourceRecord, produced: Produced) -> None:
+        partition = self._partition(record.partition)
+        if record.offset < partition.applied_to.get(record.topic, 0):
+            ALREADY_APPLIED.labels(record.topic).inc()
+            return
+        partition.applied_to[record.topic] = record.offset + 1
+        partition.progressed = True
         event = self._admit(record, produced)
         if event is None:
             return
-        partition = self._partition(record.partition)
         self._publish(record.partition, partition.engine.process(event), produced)
         EVENTS_IN.labels(record.topic).inc()
 
@@ -187,6 +204,11 @@ class Correlator:
                 value = orjson.dumps({"p": number, "catalog": catalog.to_dict()})
                 yield number, _CATALOG_PREFIX + str(number).encode(), value
                 partition.catalogs.dirty.clear()
+            if partition.progressed:
+                # Last, so that whoever reads these offsets back also finds the state they stand for.
+                value = orjson.dumps({"p": number, "applied_to": partition.applied_to})
+                yield number, _PROGRESS_PREFIX + str(number).encode(), value
+                partition.progressed = False
             clock = partition.engine.clock
             if clock is not None:
                 EVENT_CLOCK.labels(str(number)).set(clock / 1000)
@@ -205,6 +227,7 @@ class Correlator:
 
     def _load(self, number: int) -> _Partition:
         ledgers, catalogs = _TrackedLedgers(), _TrackedLedgers()
+        applied_to: dict[str, int] = {}
         for key, value in self._store.items():
             record = orjson.loads(value)
             if record["p"] != number:
@@ -214,8 +237,11 @@ class Correlator:
                 dict.__setitem__(ledgers, customer_id, CustomerLedger.from_dict(record["ledger"]))
             elif key.startswith(_CATALOG_PREFIX):
                 dict.__setitem__(catalogs, CATALOG_KEY, Catalog.from_dict(record["catalog"]))
+            elif key.startswith(_PROGRESS_PREFIX):
+                applied_to = record["applied_to"]
         # The engine derives its clock, deadline queue and stockout index from these records.
-        return _Partition(PromiseEngine(self._config, ledgers=ledgers, catalogs=catalogs), ledgers, catalogs)
+        engine = PromiseEngine(self._config, ledgers=ledgers, catalogs=catalogs)
+        return _Partition(engine, ledgers, catalogs, applied_to)
 
     # -- outputs -------------------------------------------------------------------------------
 
