@@ -186,6 +186,10 @@ class Correlator:
             for promise in ledger.promises.values()
         )
 
+    def applied_to(self, partition_number: int, topic: str) -> int | None:
+        """The offset after the last record of ``topic`` that the partition's state reflects."""
+        return self._partition(partition_number).applied_to.get(topic)
+
     def clock(self, partition_number: int) -> int | None:
         return self._partition(partition_number).engine.clock
 

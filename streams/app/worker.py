@@ -20,11 +20,13 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import TP, EventT
-from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
 from streams.app.correlator import Correlator, Produced, SourceRecord
 from streams.app.merge import Fetched, PartitionMerger
+from streams.app.sequence import OffsetSequencer, Verdict
 from streams.settings import (
     ALERTS_TOPIC,
     ALIGNMENT_TOPIC,
@@ -40,6 +42,7 @@ from streams.settings import (
 log = logging.getLogger(__name__)
 
 LAG = Gauge("ledger_consumer_lag", "Records not yet processed", ["topic", "partition"])
+REWINDS = Counter("ledger_source_rewinds_total", "Input partitions fetched again over a gap", ["topic"])
 OPEN_PROMISES = Gauge("ledger_open_promises", "Promises neither kept nor broken yet", ["partition"])
 
 settings = Settings.from_env()
@@ -79,8 +82,9 @@ def _wall_clock_ms() -> int:
 correlator = Correlator(state.data, wall_clock_ms=_wall_clock_ms, config=tuning.engine_config)
 _started_at = time.monotonic()
 _last_input: dict[int, float] = {}  # partition -> monotonic time of its last input record
-_fetched_to: dict[TP, int] = {}  # next offset after the last record fetched (buffered or applied)
+_asked_ends: dict[TP, int] = {}  # end offsets asked of the broker before the consumer had fetched any
 merger: PartitionMerger[EventT] = PartitionMerger(INPUT_TOPICS, max_wait_s=tuning.merge_wait_s)
+sequencer = OffsetSequencer()
 
 
 def _caught_up(partition: int) -> bool:
@@ -101,6 +105,36 @@ def _caught_up(partition: int) -> bool:
         if lag:
             return False
     return True
+
+
+async def _sequence(message: Any, now: float) -> Verdict:
+    """Is the record the next its partition owes? Past a gap, the partition is fetched again."""
+    tp = message.tp
+    if not sequencer.knows(tp):
+        sequencer.resume(tp, await _resume_offset(tp), now)
+    verdict = sequencer.admit(tp, message.offset, now)
+    if verdict is Verdict.PAST_A_GAP:
+        await _fetch_again(tp, sequencer.rewind_to(tp, now), message.offset)
+    return verdict
+
+
+async def _fetch_again(tp: TP, offset: int | None, seen: int) -> None:
+    if offset is not None:
+        log.info("%s: the consumer skipped offsets %d..%d; fetching them again", tp, offset, seen - 1)
+        REWINDS.labels(tp.topic).inc()
+        await app.consumer.seek(tp, offset)
+
+
+async def _resume_offset(tp: TP) -> int:
+    """Where a partition's records start for this worker: after the last one its state holds, else at
+    its committed offset, else at its first."""
+    applied_to = correlator.applied_to(tp.partition, tp.topic)
+    if applied_to is not None:
+        return applied_to
+    committed = app.consumer._committed_offset.get(tp)
+    if committed:
+        return committed
+    return (await app.consumer.earliest_offsets(tp))[tp]
 
 
 async def _publish(produced: Produced) -> None:
@@ -128,10 +162,27 @@ async def _persist_state() -> None:
         await send(changelog, key, value, partition=partition, timestamp=None, headers=None)
 
 
+async def _ask_unknown_ends(partitions: list[int]) -> None:
+    """The merger may not wait long for a topic whose end is unknown; after a restart with a backlog,
+    the consumer's first fetch of some partitions can come late, so ask the broker for their ends."""
+    unknown = [
+        tp
+        for tp in (TP(topic, partition) for partition in partitions for topic in INPUT_TOPICS)
+        if tp not in _asked_ends and app.consumer.highwater(tp) is None
+    ]
+    if unknown:
+        try:
+            _asked_ends.update(await app.consumer.highwaters(*unknown))
+        except KafkaError as error:  # the merger's own time limit still applies
+            log.warning("could not ask for end offsets (%s)", type(error).__name__)
+
+
 def _fetched(partition: int) -> Callable[[str], Fetched]:
     def fetched(topic: str) -> Fetched:
         tp = TP(topic, partition)
         highwater = app.consumer.highwater(tp)
+        if highwater is None:
+            highwater = _asked_ends.get(tp)
         if highwater is None:
             return Fetched.UNKNOWN
         return Fetched.TO_THE_END if _fetch_position(tp) >= highwater else Fetched.BEHIND
@@ -140,10 +191,11 @@ def _fetched(partition: int) -> Callable[[str], Fetched]:
 
 
 def _fetch_position(tp: TP) -> int:
-    """The offset after the last record fetched; before any, where the consumer resumed (the committed
-    offset, which faust keeps only as a private attribute)."""
-    if tp in _fetched_to:
-        return _fetched_to[tp]
+    """The offset after the last record received in sequence; before any, the committed offset (which
+    faust keeps only as a private attribute)."""
+    received_to = sequencer.next_offset(tp)
+    if received_to is not None:
+        return received_to
     return app.consumer._committed_offset.get(tp) or 0
 
 
@@ -153,15 +205,25 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
     applied: list[EventT] = []
     ticked: set[int] = set()
     now = time.monotonic()
+    generation = app.consumer_generation_id
     for event in batch:
         message = event.message
+        if message.generation_id != generation:
+            continue  # fetched before a rebalance: its partition's new owner fetches it again
         if message.topic == TICKS_TOPIC:
             ticked.add(message.partition)
             applied.append(event)
             continue
-        _fetched_to[message.tp] = message.offset + 1
+        verdict = await _sequence(message, now)
+        if verdict is Verdict.SECOND_COPY and message.offset < (
+            correlator.applied_to(message.partition, message.topic) or 0
+        ):
+            applied.append(event)  # its first copy is applied; acking this one lets the commit move on
+        if verdict is not Verdict.NEXT:
+            continue
         _last_input[message.partition] = now
         merger.add(message.partition, message.topic, round(message.timestamp * 1000), now, event)
+    await _ask_unknown_ends(merger.partitions())
     for partition in merger.partitions():
         for event in merger.release(partition, now, _fetched(partition)):
             message = event.message
@@ -202,6 +264,23 @@ async def tick_every_partition() -> None:
         await ticks.send(value=b"", partition=partition)
 
 
+@app.timer(interval=1.0)
+async def fetch_stalled_partitions_again() -> None:
+    if app.rebalancing:
+        return
+    now = time.monotonic()
+    ends: dict[TP, int] = {}
+    for tp in app.consumer.assignment():
+        highwater = app.consumer.highwater(tp)
+        if tp.topic not in INPUT_TOPICS or highwater is None:
+            continue
+        if not sequencer.knows(tp):  # its records may all have been dropped: none revealed a gap
+            sequencer.resume(tp, await _resume_offset(tp), now)
+        ends[tp] = highwater
+    for tp, offset in sequencer.stalled(ends, now).items():
+        await _fetch_again(tp, offset, ends[tp])
+
+
 @app.timer(interval=15.0)
 async def count_open_promises() -> None:
     for partition in range(settings.partitions):
@@ -214,8 +293,9 @@ async def _forget_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> No
     # Their buffered records are the new owner's now: it fetches them again from the committed offset.
     merger.forget(partitions)
     correlator.forget(partitions)
-    for tp in [tp for tp in _fetched_to if tp.partition in partitions]:
-        del _fetched_to[tp]
+    sequencer.forget(revoked)
+    for tp in revoked:
+        _asked_ends.pop(tp, None)
 
 
 @app.page("/metrics")

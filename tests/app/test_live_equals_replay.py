@@ -102,7 +102,6 @@ def test_live_equals_replay_over_several_partitions(pipeline, tmp_path: Path) ->
     _assert_same(live, replayed)
 
 
-@pytest.mark.quarantine  # issue 5: a restarted worker sometimes gets an empty assignment (see README)
 def test_kill_9_mid_stream_then_restart_loses_nothing(pipeline, tmp_path: Path) -> None:
     path, events = _company(tmp_path, customers=220, days=25)
     replayed = _replay(path)
