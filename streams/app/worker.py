@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 LAG = Gauge("ledger_consumer_lag", "Records not yet processed", ["topic", "partition"])
 REWINDS = Counter("ledger_source_rewinds_total", "Input partitions fetched again over a gap", ["topic"])
+ASSIGNED = Gauge("ledger_assigned_partitions", "Input partitions this worker owns")
 OPEN_PROMISES = Gauge("ledger_open_promises", "Promises neither kept nor broken yet", ["partition"])
 
 settings = Settings.from_env()
@@ -82,9 +83,19 @@ def _wall_clock_ms() -> int:
 correlator = Correlator(state.data, wall_clock_ms=_wall_clock_ms, config=tuning.engine_config)
 _started_at = time.monotonic()
 _last_input: dict[int, float] = {}  # partition -> monotonic time of its last input record
+_revoked_engines: set[int] = set()  # partitions revoked while a batch was in flight
 _asked_ends: dict[TP, int] = {}  # end offsets asked of the broker before the consumer had fetched any
 merger: PartitionMerger[EventT] = PartitionMerger(INPUT_TOPICS, max_wait_s=tuning.merge_wait_s)
 sequencer = OffsetSequencer()
+
+
+def _highwater(tp: TP) -> int | None:
+    """The end of the partition as last fetched; None if unknown, or if a rebalance has just taken the
+    partition from the consumer (aiokafka asserts that it holds it)."""
+    try:
+        return app.consumer.highwater(tp)
+    except AssertionError:
+        return None
 
 
 def _caught_up(partition: int) -> bool:
@@ -97,7 +108,7 @@ def _caught_up(partition: int) -> bool:
         return False
     for topic in INPUT_TOPICS:
         tp = TP(topic, partition)
-        highwater = app.consumer.highwater(tp)
+        highwater = _highwater(tp)
         if highwater is None:
             return False
         lag = max(highwater - _fetch_position(tp), 0)
@@ -111,7 +122,10 @@ async def _sequence(message: Any, now: float) -> Verdict:
     """Is the record the next its partition owes? Past a gap, the partition is fetched again."""
     tp = message.tp
     if not sequencer.knows(tp):
-        sequencer.resume(tp, await _resume_offset(tp), now)
+        resume_at = await _resume_offset(tp)
+        if message.generation_id != app.consumer_generation_id:
+            return Verdict.SECOND_COPY  # a rebalance came meanwhile; the caller drops the record
+        sequencer.resume(tp, resume_at, now)
     verdict = sequencer.admit(tp, message.offset, now)
     if verdict is Verdict.PAST_A_GAP:
         await _fetch_again(tp, sequencer.rewind_to(tp, now), message.offset)
@@ -119,10 +133,14 @@ async def _sequence(message: Any, now: float) -> Verdict:
 
 
 async def _fetch_again(tp: TP, offset: int | None, seen: int) -> None:
-    if offset is not None:
-        log.info("%s: the consumer skipped offsets %d..%d; fetching them again", tp, offset, seen - 1)
-        REWINDS.labels(tp.topic).inc()
+    if offset is None:
+        return
+    log.info("%s: the consumer skipped offsets %d..%d; fetching them again", tp, offset, seen - 1)
+    REWINDS.labels(tp.topic).inc()
+    try:
         await app.consumer.seek(tp, offset)
+    except (KafkaError, AssertionError):  # a rebalance took the partition meanwhile: its owner reads it
+        log.info("%s: no longer assigned; not fetched again here", tp)
 
 
 async def _resume_offset(tp: TP) -> int:
@@ -134,7 +152,10 @@ async def _resume_offset(tp: TP) -> int:
     committed = app.consumer._committed_offset.get(tp)
     if committed:
         return committed
-    return (await app.consumer.earliest_offsets(tp))[tp]
+    try:
+        return (await app.consumer.earliest_offsets(tp))[tp]
+    except (KafkaError, AssertionError):  # taken away by a rebalance meanwhile: its records are skipped
+        return 0
 
 
 async def _publish(produced: Produced) -> None:
@@ -168,19 +189,19 @@ async def _ask_unknown_ends(partitions: list[int]) -> None:
     unknown = [
         tp
         for tp in (TP(topic, partition) for partition in partitions for topic in INPUT_TOPICS)
-        if tp not in _asked_ends and app.consumer.highwater(tp) is None
+        if tp not in _asked_ends and _highwater(tp) is None
     ]
     if unknown:
         try:
             _asked_ends.update(await app.consumer.highwaters(*unknown))
-        except KafkaError as error:  # the merger's own time limit still applies
+        except (KafkaError, AssertionError) as error:  # the merger's own time limit still applies
             log.warning("could not ask for end offsets (%s)", type(error).__name__)
 
 
 def _fetched(partition: int) -> Callable[[str], Fetched]:
     def fetched(topic: str) -> Fetched:
         tp = TP(topic, partition)
-        highwater = app.consumer.highwater(tp)
+        highwater = _highwater(tp)
         if highwater is None:
             highwater = _asked_ends.get(tp)
         if highwater is None:
@@ -205,6 +226,7 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
     applied: list[EventT] = []
     ticked: set[int] = set()
     now = time.monotonic()
+    _drop_revoked_engines()
     generation = app.consumer_generation_id
     for event in batch:
         message = event.message
@@ -215,6 +237,8 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
             applied.append(event)
             continue
         verdict = await _sequence(message, now)
+        if message.generation_id != app.consumer_generation_id:
+            continue
         if verdict is Verdict.SECOND_COPY and message.offset < (
             correlator.applied_to(message.partition, message.topic) or 0
         ):
@@ -239,6 +263,12 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
     await _persist_state()
     for event in applied:
         await stream.ack(event)
+    _drop_revoked_engines()
+
+
+def _drop_revoked_engines() -> None:
+    correlator.forget(_revoked_engines)
+    _revoked_engines.clear()
 
 
 @app.agent(sources)
@@ -268,14 +298,18 @@ async def tick_every_partition() -> None:
 async def fetch_stalled_partitions_again() -> None:
     if app.rebalancing:
         return
+    generation = app.consumer_generation_id
     now = time.monotonic()
     ends: dict[TP, int] = {}
     for tp in app.consumer.assignment():
-        highwater = app.consumer.highwater(tp)
+        highwater = _highwater(tp)
         if tp.topic not in INPUT_TOPICS or highwater is None:
             continue
         if not sequencer.knows(tp):  # its records may all have been dropped: none revealed a gap
-            sequencer.resume(tp, await _resume_offset(tp), now)
+            resume_at = await _resume_offset(tp)
+            if app.consumer_generation_id != generation:
+                return
+            sequencer.resume(tp, resume_at, now)
         ends[tp] = highwater
     for tp, offset in sequencer.stalled(ends, now).items():
         await _fetch_again(tp, offset, ends[tp])
@@ -287,12 +321,20 @@ async def count_open_promises() -> None:
         OPEN_PROMISES.labels(str(partition)).set(correlator.open_promises(partition))
 
 
+@app.on_partitions_assigned.connect
+async def _count_assigned(app: faust.App, assigned: set[TP], **kwargs: Any) -> None:
+    ASSIGNED.set(len({tp.partition for tp in assigned if tp.topic in INPUT_TOPICS}))
+
+
 @app.on_partitions_revoked.connect
 async def _forget_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
     partitions = {tp.partition for tp in revoked if tp.topic in INPUT_TOPICS}
+    ASSIGNED.dec(len(partitions))
     # Their buffered records are the new owner's now: it fetches them again from the committed offset.
     merger.forget(partitions)
-    correlator.forget(partitions)
+    # A batch may be waiting on Kafka right now with changes to these partitions: the engines are
+    # dropped (to be rebuilt from the store if the partitions come back) once it has persisted them.
+    _revoked_engines.update(partitions)
     sequencer.forget(revoked)
     for tp in revoked:
         _asked_ends.pop(tp, None)

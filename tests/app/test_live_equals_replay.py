@@ -3,115 +3,80 @@ in the same order, with the same ids; also across a kill -9 of the worker mid-st
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from streams import codec
-from streams.contract import decode_json_line
-from streams.settings import ALIGNMENT_TOPIC
+from tests.live_pipeline import (
+    NO_IDLE_CLOCK,
+    assert_same_per_customer,
+    collect_alignment,
+    replay_file,
+    simulated_company,
+    wait_for,
+)
 
 pytestmark = pytest.mark.stack
 
-# Only events move the clock here, as in `replay` without --until: the idle clock would (rightly) fire
-# every deadline of this historical company the moment the worker is caught up.
-NO_IDLE_CLOCK = {"PL_IDLE_AFTER_S": "86400"}
-
-
-def _company(tmp_path: Path, customers: int, days: int) -> tuple[Path, list[dict[str, Any]]]:
-    start = (datetime.now(UTC) - timedelta(days=days + 40)).strftime("%Y-%m-%d")
-    path = tmp_path / "company.jsonl"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streams.cli.main",
-            "simulate",
-            "--to-file",
-            str(path),
-            "--customers",
-            str(customers),
-            "--days",
-            str(days),
-            "--seed",
-            "11",
-            "--start",
-            start,
-        ],
-        check=True,
-    )
-    events = [decode_json_line(line) for line in path.read_text().splitlines()]
-    return path, events
-
-
-def _replay(path: Path) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "streams.cli.main", "replay", str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return [json.loads(line) for line in done.stdout.splitlines()]
-
-
-def _by_customer(events: list[dict[str, Any]]) -> dict[str | None, list[dict[str, Any]]]:
-    """Per customer, first occurrence of every alignment_id, in order (at-least-once delivery)."""
-    seen: set[str] = set()
-    grouped: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
-    for event in events:
-        if event["alignment_id"] not in seen:
-            seen.add(event["alignment_id"])
-            grouped[event["customer_id"]].append(event)
-    return grouped
-
-
-def _collect(pipeline: Any, expected: int, timeout_s: float) -> list[dict[str, Any]]:
-    return pipeline.read(
-        ALIGNMENT_TOPIC,
-        lambda record: codec.decode_alignment(record.value),
-        until=lambda got: len({e["alignment_id"] for e in got}) >= expected,
-        timeout_s=timeout_s,
-    )
-
-
-def _assert_same(live: list[dict[str, Any]], replayed: list[dict[str, Any]]) -> None:
-    live_by_customer, replay_by_customer = _by_customer(live), _by_customer(replayed)
-    assert set(live_by_customer) == set(replay_by_customer)
-    # Catalog outputs (CONTRADICTION) are keyed by claim: Kafka orders them per claim, not across claims.
-    catalog_order = lambda events: sorted(events, key=lambda e: e["alignment_id"])  # noqa: E731
-    assert catalog_order(live_by_customer.pop(None, [])) == catalog_order(replay_by_customer.pop(None, []))
-    for customer, expected in replay_by_customer.items():
-        assert live_by_customer[customer] == expected, f"customer {customer} differs"
-
 
 def test_live_equals_replay_over_several_partitions(pipeline, tmp_path: Path) -> None:
-    path, events = _company(tmp_path, customers=220, days=25)
+    path, events = simulated_company(tmp_path, customers=220, days=25)
     assert len(events) >= 5_000
-    replayed = _replay(path)
+    replayed = replay_file(path)
     pipeline.start_worker(**NO_IDLE_CLOCK)
     pipeline.publish(events)
-    live = _collect(pipeline, len(replayed), timeout_s=180)
+    live = collect_alignment(pipeline, len(replayed), timeout_s=180)
     assert len({e["customer_id"] for e in live}) > 100
-    _assert_same(live, replayed)
+    assert_same_per_customer(live, replayed)
 
 
 def test_kill_9_mid_stream_then_restart_loses_nothing(pipeline, tmp_path: Path) -> None:
-    path, events = _company(tmp_path, customers=220, days=25)
-    replayed = _replay(path)
+    path, events = simulated_company(tmp_path, customers=220, days=25)
+    replayed = replay_file(path)
     worker = pipeline.start_worker(**NO_IDLE_CLOCK)
     cut = len(events) * 2 // 5
     pipeline.publish(events[:cut])
-    _collect(pipeline, len(replayed) // 5, timeout_s=120)  # the worker is busy with the stream
+    collect_alignment(pipeline, len(replayed) // 5, timeout_s=120)  # the worker is busy with the stream
     pipeline.kill(worker)
     pipeline.publish(events[cut:])
     time.sleep(1)
     pipeline.start_worker("worker-restarted", **NO_IDLE_CLOCK)
-    live = _collect(pipeline, len(replayed), timeout_s=240)
-    _assert_same(live, replayed)
+    live = collect_alignment(pipeline, len(replayed), timeout_s=240)
+    assert_same_per_customer(live, replayed)
+
+
+def _partitions_owned(web_port: int) -> float:
+    """How many input partitions the worker owns, from its Prometheus page."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.split()[1]) for line in text.splitlines() if line.startswith("ledger_assigned_partitions ")
+    )
+
+
+def test_two_workers_share_the_partitions_and_one_takes_over_when_the_other_is_killed(
+    pipeline, tmp_path: Path
+) -> None:
+    path, events = simulated_company(tmp_path, customers=220, days=25)
+    replayed = replay_file(path)
+    cut = len(events) // 2
+    pipeline.publish(events[:cut])
+    # Started together, with a backlog: the group rebalances before either worker has committed.
+    ports = {"worker-a": 16071, "worker-b": 16072}
+    workers = {
+        name: pipeline.start_worker(
+            name, port, PL_WORKER_DATA_DIR=str(tmp_path / name), PL_SESSION_TIMEOUT_S="6", **NO_IDLE_CLOCK
+        )
+        for name, port in ports.items()
+    }
+    owned = lambda: {name: _partitions_owned(port) for name, port in ports.items()}  # noqa: E731
+    wait_for(
+        lambda: all(owned().values()) and sum(owned().values()) == 6, 60, "both workers owning partitions"
+    )
+    collect_alignment(pipeline, len(replayed) // 4, timeout_s=120)
+    pipeline.kill(workers["worker-b"])
+    pipeline.publish(events[cut:])
+    live = collect_alignment(pipeline, len(replayed), timeout_s=240)
+    assert_same_per_customer(live, replayed)

@@ -54,7 +54,6 @@ def _slack_reps(slack: SlackLikeReceiver) -> list[str]:
     return [match.group(1) for title in titles if (match := re.search(r"rep:Rep (\S+)$", title))]
 
 
-@pytest.mark.quarantine  # issue 8: fails about one run in three after other live tests (see README)
 def test_a_broker_restart_mid_stream_loses_nothing_and_doubles_no_alert(
     pipeline, stack, stack_module, scratch_database
 ) -> None:
