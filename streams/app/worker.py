@@ -185,11 +185,14 @@ async def _persist_state() -> None:
 
 async def _ask_unknown_ends(partitions: list[int]) -> None:
     """The merger may not wait long for a topic whose end is unknown; after a restart with a backlog,
-    the consumer's first fetch of some partitions can come late, so ask the broker for their ends."""
+    the consumer's first fetch of some partitions can come late, so ask the broker for their ends.
+    Asked again for every batch: an end known from before the batch's records arrived could miss
+    records published just before them."""
+    _asked_ends.clear()
     unknown = [
         tp
         for tp in (TP(topic, partition) for partition in partitions for topic in INPUT_TOPICS)
-        if tp not in _asked_ends and _highwater(tp) is None
+        if _highwater(tp) is None
     ]
     if unknown:
         try:
@@ -336,8 +339,6 @@ async def _forget_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> No
     # dropped (to be rebuilt from the store if the partitions come back) once it has persisted them.
     _revoked_engines.update(partitions)
     sequencer.forget(revoked)
-    for tp in revoked:
-        _asked_ends.pop(tp, None)
 
 
 @app.page("/metrics")
