@@ -6,9 +6,9 @@ Usage: PYTHONPATH=. python benchmarks/worker.py [--events 60000] [--workers 1]
 1. Empties the pipeline topics (deploy/local/stack reset) and publishes ``--events`` simulated events.
 2. Raw: an aiokafka consumer reads the four department topics from the start and decodes every record
    with fastavro (the codec's decode). Prints records/s.
-3. Worker: starts ``--workers`` worker processes and follows the consumer group's committed offsets;
-   the rate is measured from the first commit to the last (Faust's start-up is not counted). Prints
-   events/s and the ratio to raw.
+3. Worker: starts ``--workers`` worker processes and follows their Prometheus pages; the rate counts
+   the records applied from the moment every partition has an owner (Faust's start-up and the group
+   join are not counted) until every record is applied. Prints events/s and the ratio to raw.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from streams import codec  # noqa: E402
 from streams.publish import EventPublisher  # noqa: E402
-from streams.settings import APP_ID, INPUT_TOPICS, Settings  # noqa: E402
+from streams.settings import INPUT_TOPICS, Settings  # noqa: E402
 from streams.simulate import simulate_events  # noqa: E402
 
 DAY_MS = 86_400_000
@@ -73,46 +73,55 @@ async def read_raw(settings: Settings) -> tuple[int, float]:
         await consumer.stop()
 
 
-def committed_total(admin: KafkaAdminClient) -> int:
+def worker_metrics(port: int) -> tuple[float, float]:
+    """(input partitions owned, input records applied) from a worker's Prometheus page; zeros while
+    it is starting."""
     try:
-        offsets = admin.list_group_offsets(APP_ID).get(APP_ID, {})
-    except Exception:  # the group does not exist until the worker joins
-        return 0
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic in INPUT_TOPICS and meta.offset > 0)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            lines = response.read().decode().splitlines()
+    except OSError:
+        return 0.0, 0.0
+    owned = sum(float(line.split()[1]) for line in lines if line.startswith("ledger_assigned_partitions "))
+    applied = sum(
+        float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("ledger_events_in_total{")
+    )
+    return owned, applied
 
 
-def run_workers(settings: Settings, workers: int, total: int, deadline_s: float) -> tuple[int, float]:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+def run_workers(settings: Settings, workers: int, total: int, deadline_s: float) -> tuple[float, float]:
+    """Records applied and seconds taken, from the moment every partition has an owner (start-up and
+    joining the group are not counted) until the workers have applied every record."""
     env = {**os.environ, "PL_IDLE_AFTER_S": "86400"}
+    ports = [16100 + n for n in range(workers)]
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "streams.cli.main", "worker", "--web-port", str(16100 + n)],
+            [sys.executable, "-m", "streams.cli.main", "worker", "--web-port", str(port)],
             env=env,
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        for n in range(workers)
+        for port in ports
     ]
     try:
-        first_seen = first_time = None
+        started: tuple[float, float] | None = None  # (records applied, time) when the group settled
         deadline = time.monotonic() + deadline_s
         while time.monotonic() < deadline:
-            done = committed_total(admin)
-            if done and first_seen is None:
-                first_seen, first_time = done, time.perf_counter()
-            if done >= total:
-                assert first_seen is not None and first_time is not None
-                return done - first_seen, time.perf_counter() - first_time
-            time.sleep(0.25)
+            readings = [worker_metrics(port) for port in ports]
+            applied = sum(count for _, count in readings)
+            owned = [partitions for partitions, _ in readings]
+            if started is None and all(owned) and sum(owned) == settings.partitions:
+                started = applied, time.perf_counter()
+            if started is not None and applied >= total:
+                return applied - started[0], time.perf_counter() - started[1]
+            time.sleep(0.05)
         raise SystemExit(f"the workers did not finish within {deadline_s:.0f} s")
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             process.wait(timeout=60)
-        admin.close()
 
 
 def main() -> None:

@@ -138,8 +138,9 @@ async def _fetch_again(tp: TP, offset: int | None, seen: int) -> None:
     log.info("%s: the consumer skipped offsets %d..%d; fetching them again", tp, offset, seen - 1)
     REWINDS.labels(tp.topic).inc()
     try:
-        await app.consumer.seek(tp, offset)
-    except (KafkaError, AssertionError):  # a rebalance took the partition meanwhile: its owner reads it
+        # seek_wait runs in the consumer's own thread; a plain seek from here races aiokafka's fetcher.
+        await app.consumer.seek_wait({tp: offset})
+    except (KafkaError, AssertionError, TimeoutError):  # a rebalance took it meanwhile: its owner reads it
         log.info("%s: no longer assigned; not fetched again here", tp)
 
 
