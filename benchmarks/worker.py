@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -78,13 +79,11 @@ def worker_metrics(port: int) -> tuple[float, float]:
     it is starting."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            lines = response.read().decode().splitlines()
+            samples = [s for f in text_string_to_metric_families(response.read().decode()) for s in f.samples]
     except OSError:
         return 0.0, 0.0
-    owned = sum(float(line.split()[1]) for line in lines if line.startswith("ledger_assigned_partitions "))
-    applied = sum(
-        float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("ledger_events_in_total{")
-    )
+    owned = sum(s.value for s in samples if s.name == "ledger_assigned_partitions")
+    applied = sum(s.value for s in samples if s.name == "ledger_events_in_total")
     return owned, applied
 
 

@@ -28,6 +28,17 @@ def admin_client(stack: Any, database: str | None = None) -> Client:
     )
 
 
+def pipeline_client(stack: Any, database: str) -> Client:
+    """The stack's ClickHouse as the pipeline's account (no DDL), on ``database``."""
+    return Client(
+        host="127.0.0.1",
+        port=stack.clickhouse_port,
+        user=stack.clickhouse_user,
+        password=stack.clickhouse_password,
+        database=database,
+    )
+
+
 class SqlEngine(Protocol):
     name: str
 

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams import codec
 from streams.contract import decode_json_line, decoded_to_json_line
@@ -155,6 +157,13 @@ def broken_commitment_story(customer: str, start: int) -> list[dict[str, Any]]:
             "text": "where is my order?",
         },
     ]
+
+
+def worker_metric(web_port: int, sample: str) -> float:
+    """A sample's value on a worker's Prometheus page, summed over its labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=5) as response:
+        families = text_string_to_metric_families(response.read().decode())
+        return sum(s.value for family in families for s in family.samples if s.name == sample)
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.5) -> None:

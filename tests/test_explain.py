@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clickhouse_driver import Client
 
 from streams.codec import default_codec, write_container
 from streams.contract import decode_json_line
@@ -28,7 +27,7 @@ from streams.sink.rows import ALERTS, ALIGNMENT_EVENTS, rows
 from streams.sink.schema import apply_schema
 from streams.slack import AlertGroup, render
 from streams.slack.receiver import as_slack_shows_it
-from tests.clickhouse_engines import admin_client, chdb_engine
+from tests.clickhouse_engines import admin_client, chdb_engine, pipeline_client
 
 ROOT = Path(__file__).resolve().parent.parent
 STORY = ROOT / "tests" / "fixtures" / "explain" / "story.jsonl"
@@ -234,13 +233,7 @@ def test_chdb_tells_the_same_ledger_as_the_replay() -> None:
 @pytest.fixture
 def loaded_database(stack: Any, scratch_database: str) -> Iterator[str]:
     apply_schema(admin_client(stack, scratch_database))
-    client = Client(
-        host="127.0.0.1",
-        port=stack.clickhouse_port,
-        user=stack.clickhouse_user,
-        password=stack.clickhouse_password,
-        database=scratch_database,
-    )
+    client = pipeline_client(stack, scratch_database)
     events, alerts = _replayed_outputs()
     for _ in range(2):  # a redelivered batch counts once
         for layout, records in ((ALIGNMENT_EVENTS, events), (ALERTS, alerts)):

@@ -118,18 +118,13 @@ def _caught_up(partition: int) -> bool:
     return True
 
 
-async def _sequence(message: Any, now: float) -> Verdict:
-    """Is the record the next its partition owes? Past a gap, the partition is fetched again."""
-    tp = message.tp
-    if not sequencer.knows(tp):
-        resume_at = await _resume_offset(tp)
-        if message.generation_id != app.consumer_generation_id:
-            return Verdict.SECOND_COPY  # a rebalance came meanwhile; the caller drops the record
-        sequencer.resume(tp, resume_at, now)
-    verdict = sequencer.admit(tp, message.offset, now)
-    if verdict is Verdict.PAST_A_GAP:
-        await _fetch_again(tp, sequencer.rewind_to(tp, now), message.offset)
-    return verdict
+async def _start_sequence(tp: TP, generation: int, now: float) -> bool:
+    """Tell the sequencer where a partition resumes; False if a rebalance came meanwhile."""
+    resume_at = await _resume_offset(tp)
+    if app.consumer_generation_id != generation:
+        return False
+    sequencer.resume(tp, resume_at, now)
+    return True
 
 
 async def _fetch_again(tp: TP, offset: int | None, seen: int) -> None:
@@ -240,14 +235,16 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
             ticked.add(message.partition)
             applied.append(event)
             continue
-        verdict = await _sequence(message, now)
-        if message.generation_id != app.consumer_generation_id:
+        tp = message.tp
+        if not sequencer.knows(tp) and not await _start_sequence(tp, generation, now):
             continue
-        if verdict is Verdict.SECOND_COPY and message.offset < (
-            correlator.applied_to(message.partition, message.topic) or 0
-        ):
-            applied.append(event)  # its first copy is applied; acking this one lets the commit move on
-        if verdict is not Verdict.NEXT:
+        verdict = sequencer.admit(tp, message.offset, now)
+        if verdict is Verdict.PAST_A_GAP:
+            await _fetch_again(tp, sequencer.rewind_to(tp, now), message.offset)
+            continue
+        if verdict is Verdict.SECOND_COPY:
+            if message.offset < (correlator.applied_to(message.partition, message.topic) or 0):
+                applied.append(event)  # its first copy is applied: acking this one lets the commit move on
             continue
         _last_input[message.partition] = now
         merger.add(message.partition, message.topic, round(message.timestamp * 1000), now, event)
@@ -309,11 +306,9 @@ async def fetch_stalled_partitions_again() -> None:
         highwater = _highwater(tp)
         if tp.topic not in INPUT_TOPICS or highwater is None:
             continue
-        if not sequencer.knows(tp):  # its records may all have been dropped: none revealed a gap
-            resume_at = await _resume_offset(tp)
-            if app.consumer_generation_id != generation:
-                return
-            sequencer.resume(tp, resume_at, now)
+        # A partition none of whose records arrived: they may all have been dropped, revealing no gap.
+        if not sequencer.knows(tp) and not await _start_sequence(tp, generation, now):
+            return
         ends[tp] = highwater
     for tp, offset in sequencer.stalled(ends, now).items():
         await _fetch_again(tp, offset, ends[tp])

@@ -15,7 +15,7 @@ DAY_MS = 86_400_000
 NOW_MS = START_MS + 60 * DAY_MS
 
 
-def _records(days: int) -> list[SourceRecord]:
+def _records(days: int, customers: int = 6) -> list[SourceRecord]:
     """A simulated company on one partition, plus one record that is not Avro, with Kafka offsets."""
     offsets: dict[str, int] = defaultdict(int)
     records = []
@@ -24,7 +24,7 @@ def _records(days: int) -> list[SourceRecord]:
         records.append(SourceRecord(topic, 0, offsets[topic], key, value))
         offsets[topic] += 1
 
-    for n, event in enumerate(simulate_events(customers=6, days=days, seed=5, start_ms=START_MS)):
+    for n, event in enumerate(simulate_events(customers=customers, days=days, seed=5, start_ms=START_MS)):
         key = event["customer_id"].encode() if event.get("customer_id") else None
         add(TOPIC_OF[event["type"]], key, codec.encode(event))
         if n == 40:
@@ -86,3 +86,47 @@ def test_a_restarted_correlator_goes_on_from_its_stored_state_as_if_never_stoppe
     rest = _run(restarted, records[100:], store)
     assert redelivered.alignment == [] and redelivered.dead_letters == []
     assert _alignment([first, rest]) == _alignment([_run(_correlator({}), records, {})])
+
+
+def _changes(correlator: Correlator, records: list[SourceRecord]) -> tuple[Produced, list[Any]]:
+    produced = Produced()
+    for record in records:
+        correlator.handle(record, produced)
+    return produced, list(correlator.take_state_changes())
+
+
+def _write(store: dict[bytes, bytes], changes: list[Any]) -> None:
+    for _, key, value in changes:
+        if value is None:
+            store.pop(key, None)
+        else:
+            store[key] = value
+
+
+def test_a_crash_in_the_middle_of_a_batchs_state_write_changes_no_output() -> None:
+    """kill -9 while a batch's changelog records are being written: only some of them land, no offset
+    is committed, and the whole batch comes again. The restarted worker must publish what an
+    uninterrupted one would: no event lost, none with another id, cause or order."""
+    records = _records(days=20, customers=40)
+    batch = 100
+    expected = _alignment([_run(_correlator({}), records, {})])
+    crashes = 0
+    for crash_batch in range(len(records) // batch):
+        store: dict[bytes, bytes] = {}
+        correlator = _correlator(store)
+        published: list[Produced] = []
+        start = crash_batch * batch
+        for offset in range(0, start, batch):
+            produced, changes = _changes(correlator, records[offset : offset + batch])
+            published.append(produced)
+            _write(store, changes)
+        produced, changes = _changes(correlator, records[start : start + batch])
+        published.append(produced)  # the outputs reach Kafka before the state is written
+        for written in (1, len(changes) // 2, len(changes) - 1):
+            crashed_store = dict(store)
+            _write(crashed_store, changes[:written])
+            restarted = _correlator(crashed_store)
+            after = _run(restarted, records[start:], crashed_store)
+            assert _alignment([*published, after]) == expected, (crash_batch, written, len(changes))
+            crashes += 1
+    assert crashes >= 10

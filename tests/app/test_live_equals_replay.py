@@ -4,7 +4,6 @@ in the same order, with the same ids; also across a kill -9 of the worker mid-st
 from __future__ import annotations
 
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from tests.live_pipeline import (
     replay_file,
     simulated_company,
     wait_for,
+    worker_metric,
 )
 
 pytestmark = pytest.mark.stack
@@ -50,13 +50,9 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(pipeline, tmp_path: Path) 
     assert_same_per_customer(live, replayed)
 
 
-def _partitions_owned(web_port: int) -> float:
-    """How many input partitions the worker owns, from its Prometheus page."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return sum(
-        float(line.split()[1]) for line in text.splitlines() if line.startswith("ledger_assigned_partitions ")
-    )
+def _owners_share_every_partition(web_ports: list[int]) -> bool:
+    owned = [worker_metric(port, "ledger_assigned_partitions") for port in web_ports]
+    return all(owned) and sum(owned) == 6
 
 
 def test_two_workers_share_the_partitions_and_one_takes_over_when_the_other_is_killed(
@@ -74,9 +70,8 @@ def test_two_workers_share_the_partitions_and_one_takes_over_when_the_other_is_k
         )
         for name, port in ports.items()
     }
-    owned = lambda: {name: _partitions_owned(port) for name, port in ports.items()}  # noqa: E731
     wait_for(
-        lambda: all(owned().values()) and sum(owned().values()) == 6, 60, "both workers owning partitions"
+        lambda: _owners_share_every_partition(list(ports.values())), 60, "both workers owning partitions"
     )
     collect_alignment(pipeline, len(replayed) // 4, timeout_s=120)
     pipeline.kill(workers["worker-b"])

@@ -9,6 +9,8 @@ import pytest
 
 from streams import codec
 from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC, DEAD_LETTER_TOPIC
+from tests.clickhouse_engines import pipeline_client
+from tests.live_pipeline import broken_commitment_story
 
 pytestmark = pytest.mark.stack
 
@@ -38,21 +40,6 @@ def _commitment(customer: str, at: int, deliver_by: int, event_id: str = "e-comm
     }
 
 
-def _ticket(customer: str, at: int) -> dict[str, Any]:
-    return {
-        "type": "TicketOpened",
-        "event_id": f"{customer}-ticket",
-        "customer_id": customer,
-        "occurred_at": at,
-        "source": "zendesk",
-        "ticket_id": f"{customer}-t1",
-        "category": "LATE",
-        "order_id": None,
-        "deal_id": f"{customer}-deal",
-        "text": "where is my order?",
-    }
-
-
 def _types(records: list[dict[str, Any]], customer: str) -> list[str]:
     return [r["type"] for r in records if r["customer_id"] == customer]
 
@@ -73,9 +60,7 @@ def test_walking_skeleton_a_passed_deadline_breaks_and_lands_on_kafka_and_clickh
     start = _now_ms() - 10 * 24 * HOUR_MS
     customer = "skeleton-1"
     # the commitment is due a day after it was made; the ticket, three days later, moves the clock past it
-    pipeline.publish(
-        [_commitment(customer, start, start + 24 * HOUR_MS), _ticket(customer, start + 72 * HOUR_MS)]
-    )
+    pipeline.publish(broken_commitment_story(customer, start))
 
     events = pipeline.read(
         ALIGNMENT_TOPIC,
@@ -95,15 +80,7 @@ def test_walking_skeleton_a_passed_deadline_breaks_and_lands_on_kafka_and_clickh
     assert complaint["promise_ids"] == [f"{customer}-commitment"]
     assert complaint["root_department"] == "SALES"
 
-    from clickhouse_driver import Client
-
-    client = Client(
-        host="127.0.0.1",
-        port=stack.clickhouse_port,
-        user=stack.clickhouse_user,
-        password=stack.clickhouse_password,
-        database=scratch_database,
-    )
+    client = pipeline_client(stack, scratch_database)
     deadline = time.monotonic() + 60
     rows: list[tuple[Any, ...]] = []
     while time.monotonic() < deadline:

@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 import pytest
-from clickhouse_driver import Client
 
 from streams.slack.receiver import SlackLikeReceiver
+from tests.clickhouse_engines import pipeline_client
 from tests.live_pipeline import broken_commitment_story, wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
@@ -28,13 +28,7 @@ def _publish_batch(pipeline: Any, prefix: str) -> list[str]:
 
 def _stored(stack: Any, database: str) -> set[tuple[str, str]]:
     """(customer, type) of every stored alignment event of the customers' commitments."""
-    client = Client(
-        host="127.0.0.1",
-        port=stack.clickhouse_port,
-        user=stack.clickhouse_user,
-        password=stack.clickhouse_password,
-        database=database,
-    )
+    client = pipeline_client(stack, database)
     try:
         return set(
             client.execute(

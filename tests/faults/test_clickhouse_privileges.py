@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from clickhouse_driver import Client
 from clickhouse_driver.errors import ServerException
 
 from streams.sink.batch import TableSink
 from streams.sink.rows import ALIGNMENT_EVENTS
 from streams.sink.schema import apply_schema
-from tests.clickhouse_engines import admin_client
+from tests.clickhouse_engines import admin_client, pipeline_client
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
 
@@ -25,16 +24,6 @@ FORBIDDEN = {
 }
 
 
-def _pipeline_client(stack: Any, database: str) -> Client:
-    return Client(
-        host="127.0.0.1",
-        port=stack.clickhouse_port,
-        user=stack.clickhouse_user,
-        password=stack.clickhouse_password,
-        database=database,
-    )
-
-
 @pytest.fixture
 def schema_applied(stack: Any, scratch_database: str) -> str:
     admin = admin_client(stack, scratch_database)
@@ -44,7 +33,7 @@ def schema_applied(stack: Any, scratch_database: str) -> str:
 
 
 def test_the_pipeline_account_inserts_and_reads(stack: Any, schema_applied: str) -> None:
-    client = _pipeline_client(stack, schema_applied)
+    client = pipeline_client(stack, schema_applied)
     sink = TableSink(client, ALIGNMENT_EVENTS)
     sink.add(
         {
@@ -68,7 +57,7 @@ def test_the_pipeline_account_inserts_and_reads(stack: Any, schema_applied: str)
 def test_the_pipeline_account_cannot_change_the_schema(
     stack: Any, schema_applied: str, statement: str
 ) -> None:
-    client = _pipeline_client(stack, schema_applied)
+    client = pipeline_client(stack, schema_applied)
     with pytest.raises(ServerException, match=r"(?i)DDL"):
         client.execute(statement.format(database=schema_applied))
     tables = {name for (name,) in admin_client(stack, schema_applied).execute("SHOW TABLES")}

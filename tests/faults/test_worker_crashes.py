@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clickhouse_driver import Client
 
 from streams.slack.receiver import SlackLikeReceiver
+from tests.clickhouse_engines import pipeline_client
 from tests.live_pipeline import (
     NO_IDLE_CLOCK,
     assert_same_per_customer,
@@ -42,13 +42,7 @@ def _dedup_key(event: dict[str, Any]) -> str:
 
 def _scorecard(stack: Any, database: str) -> dict[str, tuple[int, int, int]]:
     """Promises made, kept and broken per department, as the shared scorecard reads them."""
-    client = Client(
-        host="127.0.0.1",
-        port=stack.clickhouse_port,
-        user=stack.clickhouse_user,
-        password=stack.clickhouse_password,
-        database=database,
-    )
+    client = pipeline_client(stack, database)
     try:
         rows = client.execute(
             "SELECT department, sum(made), sum(kept), sum(broken) FROM scorecard_daily GROUP BY department"

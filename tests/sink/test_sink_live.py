@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams import codec
 from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC
+from tests.clickhouse_engines import pipeline_client
 from tests.live_pipeline import wait_for
 
 pytestmark = pytest.mark.stack
@@ -54,16 +55,6 @@ def _publish(pipeline: Any, numbers: range) -> None:
     publisher.close()
 
 
-def _client(stack: Any, database: str) -> Client:
-    return Client(
-        host="127.0.0.1",
-        port=stack.clickhouse_port,
-        user=stack.clickhouse_user,
-        password=stack.clickhouse_password,
-        database=database,
-    )
-
-
 def _gauge(metrics: str, name: str) -> float:
     """The sum of a metric's samples in a Prometheus text page."""
     return sum(
@@ -92,7 +83,7 @@ def test_every_row_lands_once_even_when_the_batch_is_redelivered(pipeline, stack
     )
     _publish(pipeline, range(2_000))
     _publish(pipeline, range(500))  # the same records again, as after a producer retry
-    client = _client(stack, scratch_database)
+    client = pipeline_client(stack, scratch_database)
     wait_for(lambda: _counts(client) == (2_000, 2_000, 1_000), 60, "2000 events and 1000 alerts")
     made = client.execute("SELECT sum(made) FROM scorecard_daily")[0][0]
     assert made == 1_000
@@ -112,7 +103,7 @@ def test_clickhouse_down_loses_nothing_and_the_lag_shows(
         "19108",
         env={"PL_CLICKHOUSE_DATABASE": scratch_database},
     )
-    client = _client(stack, scratch_database)
+    client = pipeline_client(stack, scratch_database)
     _publish(pipeline, range(1_000))
     wait_for(lambda: _counts(client)[0] == 1_000, 60, "the first half")
     clickhouse = stack_module.ClickHouse(stack)
@@ -128,7 +119,7 @@ def test_clickhouse_down_loses_nothing_and_the_lag_shows(
     finally:
         clickhouse.up()
     recovered = time.monotonic()
-    client = _client(stack, scratch_database)
+    client = pipeline_client(stack, scratch_database)
     wait_for(lambda: _counts(client) == (2_000, 2_000, 1_000), 90, "every row after the outage")
     stored_after_s = time.monotonic() - recovered
     print(f"\nClickHouse down {outage_s}s, backlog {backlog:.0f}; all stored {stored_after_s:.1f}s after")
