@@ -25,6 +25,7 @@ import orjson
 from prometheus_client import Counter, Gauge
 
 from streams import codec
+from streams.app.journal import completed_journal, is_journal_key, journal_records
 from streams.contract import InputEvent, InvalidEvent, parse_event
 from streams.contract.events import GLOBAL_EVENT_TYPES
 from streams.engine import (
@@ -196,26 +197,43 @@ class Correlator:
     # -- state ---------------------------------------------------------------------------------
 
     def take_state_changes(self) -> Iterator[tuple[int, bytes, bytes | None]]:
-        """(partition, key, value or None for a delete) for everything changed since the last call."""
+        """(partition, key, value or None for a delete) for everything changed since the last call.
+
+        A partition's changes come after their journal (``journal.py``), so a crash among them is
+        completed when the partition is loaded again, instead of leaving some ledgers a batch ahead.
+        """
         for number, partition in self._partitions.items():
-            for customer_id in partition.ledgers.dirty:
-                ledger = partition.ledgers.get(customer_id)
-                value = None if ledger is None else orjson.dumps({"p": number, "ledger": ledger.to_dict()})
-                yield number, _LEDGER_PREFIX + customer_id.encode(), value
-            partition.ledgers.dirty.clear()
-            if partition.catalogs.dirty:
-                catalog = partition.catalogs[CATALOG_KEY]
-                value = orjson.dumps({"p": number, "catalog": catalog.to_dict()})
-                yield number, _CATALOG_PREFIX + str(number).encode(), value
-                partition.catalogs.dirty.clear()
-            if partition.progressed:
-                # Last, so that whoever reads these offsets back also finds the state they stand for.
-                value = orjson.dumps({"p": number, "applied_to": partition.applied_to})
-                yield number, _PROGRESS_PREFIX + str(number).encode(), value
-                partition.progressed = False
+            changes = list(self._changes(number, partition))
+            if len(changes) > 1:  # one record is written whole or not at all
+                for key, value in journal_records(number, changes):
+                    yield number, key, value
+            for key, value in changes:
+                yield number, key, value
             clock = partition.engine.clock
             if clock is not None:
                 EVENT_CLOCK.labels(str(number)).set(clock / 1000)
+
+    @staticmethod
+    def _changes(number: int, partition: _Partition) -> Iterator[tuple[bytes, bytes | None]]:
+        for customer_id in partition.ledgers.dirty:
+            ledger = partition.ledgers.get(customer_id)
+            value = None if ledger is None else orjson.dumps({"p": number, "ledger": ledger.to_dict()})
+            yield _LEDGER_PREFIX + customer_id.encode(), value
+        partition.ledgers.dirty.clear()
+        if partition.catalogs.dirty:
+            catalog = partition.catalogs[CATALOG_KEY]
+            yield (
+                _CATALOG_PREFIX + str(number).encode(),
+                orjson.dumps({"p": number, "catalog": catalog.to_dict()}),
+            )
+            partition.catalogs.dirty.clear()
+        if partition.progressed:
+            # Last, so that whoever reads these offsets back also finds the state they stand for.
+            yield (
+                _PROGRESS_PREFIX + str(number).encode(),
+                orjson.dumps({"p": number, "applied_to": partition.applied_to}),
+            )
+            partition.progressed = False
 
     def forget(self, partition_numbers: set[int]) -> None:
         """Partitions taken away by a rebalance; if they come back, they are rebuilt from the store."""
@@ -230,11 +248,21 @@ class Correlator:
         return partition
 
     def _load(self, number: int) -> _Partition:
+        records: dict[bytes, Any] = {}
+        for key, value in self._store.items():
+            if is_journal_key(key):
+                continue
+            record = orjson.loads(value)
+            if record["p"] == number:
+                records[key] = record
+        # What a crash kept from the store is still owed to it: the next write repeats those changes.
+        owed = completed_journal(self._store, number)
+        for key, value in owed:
+            records[key] = None if value is None else orjson.loads(value)
         ledgers, catalogs = _TrackedLedgers(), _TrackedLedgers()
         applied_to: dict[str, int] = {}
-        for key, value in self._store.items():
-            record = orjson.loads(value)
-            if record["p"] != number:
+        for key, record in records.items():
+            if record is None:
                 continue
             if key.startswith(_LEDGER_PREFIX):
                 customer_id = key[len(_LEDGER_PREFIX) :].decode()
@@ -243,9 +271,14 @@ class Correlator:
                 dict.__setitem__(catalogs, CATALOG_KEY, Catalog.from_dict(record["catalog"]))
             elif key.startswith(_PROGRESS_PREFIX):
                 applied_to = record["applied_to"]
+        for key, _ in owed:
+            if key.startswith(_LEDGER_PREFIX):
+                ledgers.dirty.add(key[len(_LEDGER_PREFIX) :].decode())
+            elif key.startswith(_CATALOG_PREFIX):
+                catalogs.dirty.add(CATALOG_KEY)
         # The engine derives its clock, deadline queue and stockout index from these records.
         engine = PromiseEngine(self._config, ledgers=ledgers, catalogs=catalogs)
-        return _Partition(engine, ledgers, catalogs, applied_to)
+        return _Partition(engine, ledgers, catalogs, applied_to, progressed=bool(owed))
 
     # -- outputs -------------------------------------------------------------------------------
 

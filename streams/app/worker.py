@@ -14,6 +14,7 @@ after step 4, and only those applied: one still waiting in the merger is fetched
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -158,25 +159,36 @@ async def _publish(produced: Produced) -> None:
     # Straight to the producer: the records are bytes already, and Faust's per-message channel
     # machinery (serializers, sensors, its send buffer) cost more than the engine itself.
     send = app.producer.send
+    deliveries = []
     for topic, records in (
         (ALIGNMENT_TOPIC, produced.alignment),
         (ALERTS_TOPIC, produced.alerts),
         (DEAD_LETTER_TOPIC, produced.dead_letters),
     ):
         for key, value in records:
-            await send(topic, key, value, partition=None, timestamp=None, headers=None)
-    await app.producer.flush()
+            deliveries.append(await send(topic, key, value, partition=None, timestamp=None, headers=None))
+    await _delivered(deliveries)
 
 
 async def _persist_state() -> None:
     send = app.producer.send
     changelog = state.changelog_topic.get_topic_name()
+    deliveries = []
     for partition, key, value in correlator.take_state_changes():
         if value is None:
             state.data.pop(key, None)
         else:
             state.data[key] = value
-        await send(changelog, key, value, partition=partition, timestamp=None, headers=None)
+        delivery = await send(changelog, key, value, partition=partition, timestamp=None, headers=None)
+        deliveries.append(delivery)
+    await _delivered(deliveries)
+
+
+async def _delivered(deliveries: list[Any]) -> None:
+    """Wait until Kafka has every record; a record it refused raises here, before anything is acked
+    (aiokafka's flush waits for failed batches as for good ones, without raising)."""
+    await app.producer.flush()
+    await asyncio.gather(*deliveries)
 
 
 async def _ask_unknown_ends(partitions: list[int]) -> None:

@@ -32,9 +32,6 @@ def test_live_equals_replay_over_several_partitions(pipeline, tmp_path: Path) ->
     assert_same_per_customer(live, replayed)
 
 
-# Issue 5: on 2026-11-24's final code it failed once and passed once; the suspect is the
-# non-atomic state write of one batch (README, Known limits), as in tests/faults/test_worker_crashes.py.
-@pytest.mark.quarantine
 def test_kill_9_mid_stream_then_restart_loses_nothing(pipeline, tmp_path: Path) -> None:
     path, events = simulated_company(tmp_path, customers=220, days=25)
     replayed = replay_file(path)

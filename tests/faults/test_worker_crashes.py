@@ -45,7 +45,8 @@ def _scorecard(stack: Any, database: str) -> dict[str, tuple[int, int, int]]:
     client = pipeline_client(stack, database)
     try:
         rows = client.execute(
-            "SELECT department, sum(made), sum(kept), sum(broken) FROM scorecard_daily GROUP BY department"
+            "SELECT department, sum(made), sum(kept), sum(broken) FROM scorecard_daily"
+            " WHERE department IN ('MARKETING', 'SALES', 'SERVICE') GROUP BY department"
         )
         return {department: (made, kept, broken) for department, made, kept, broken in rows}
     except Exception:  # the sink creates its tables when it starts
@@ -71,10 +72,6 @@ def _alerts_in_slack(slack: SlackLikeReceiver) -> int:
     return sum(int(match.group(1)) for title in titles if (match := re.match(r"(\d+) ", title)))
 
 
-# Issue 8: a kill -9 in the middle of a batch's state write leaves some ledgers ahead of the stored
-# input offsets (the writes of one batch are not atomic); the batch is then applied again over them,
-# and an effect of a catalog fact on an order can be applied twice. Seen in about one run of three.
-@pytest.mark.quarantine
 def test_five_kill_9s_of_the_worker_during_one_stream_lose_nothing_and_double_nothing(
     pipeline, stack, scratch_database, tmp_path: Path
 ) -> None:
@@ -115,7 +112,11 @@ def test_five_kill_9s_of_the_worker_during_one_stream_lose_nothing_and_double_no
         assert_same_per_customer(live, replayed)
 
         expected_scorecard = _replayed_scorecard(replayed)
-        wait_for(lambda: _scorecard(stack, scratch_database) == expected_scorecard, 120, "the scorecard")
+        try:
+            wait_for(lambda: _scorecard(stack, scratch_database) == expected_scorecard, 120, "the scorecard")
+        except AssertionError:
+            assert _scorecard(stack, scratch_database) == expected_scorecard  # shows how they differ
+            raise
         wait_for(lambda: _alerts_in_slack(slack) >= len(alert_keys), 240, "every alert in Slack")
         pipeline.stop_all()
 
