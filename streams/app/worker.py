@@ -119,12 +119,13 @@ def _caught_up(partition: int) -> bool:
     return True
 
 
-async def _start_sequence(tp: TP, generation: int, now: float) -> bool:
-    """Tell the sequencer where a partition resumes; False if a rebalance came meanwhile."""
-    resume_at = await _resume_offset(tp)
+async def _start_sequences(tps: set[TP], generation: int, now: float) -> bool:
+    """Tell the sequencer where each partition resumes; False if a rebalance came meanwhile."""
+    resume_at = await _resume_offsets(tps)
     if app.consumer_generation_id != generation:
         return False
-    sequencer.resume(tp, resume_at, now)
+    for tp, offset in resume_at.items():
+        sequencer.resume(tp, offset, now)
     return True
 
 
@@ -140,19 +141,26 @@ async def _fetch_again(tp: TP, offset: int | None, seen: int) -> None:
         log.info("%s: no longer assigned; not fetched again here", tp)
 
 
-async def _resume_offset(tp: TP) -> int:
-    """Where a partition's records start for this worker: after the last one its state holds, else at
-    its committed offset, else at its first."""
-    applied_to = correlator.applied_to(tp.partition, tp.topic)
-    if applied_to is not None:
-        return applied_to
-    committed = app.consumer._committed_offset.get(tp)
-    if committed:
-        return committed
-    try:
-        return (await app.consumer.earliest_offsets(tp))[tp]
-    except (KafkaError, AssertionError):  # taken away by a rebalance meanwhile: its records are skipped
-        return 0
+async def _resume_offsets(tps: set[TP]) -> dict[TP, int]:
+    """Where each partition's records start for this worker: after the last one its state holds, else
+    at its committed offset, else at its first (asked of the broker once for all of them: one request
+    per partition cost seconds when a worker started on 24 of them)."""
+    resume_at: dict[TP, int] = {}
+    for tp in tps:
+        applied_to = correlator.applied_to(tp.partition, tp.topic)
+        committed = app.consumer._committed_offset.get(tp)
+        if applied_to is not None:
+            resume_at[tp] = applied_to
+        elif committed:
+            resume_at[tp] = committed
+    unknown = tps - resume_at.keys()
+    if unknown:
+        try:
+            earliest = await app.consumer.earliest_offsets(*unknown)
+        except (KafkaError, AssertionError):  # taken away by a rebalance meanwhile: its owner reads it
+            earliest = {}
+        resume_at.update({tp: earliest.get(tp, 0) for tp in unknown})
+    return resume_at
 
 
 async def _publish(produced: Produced) -> None:
@@ -239,6 +247,13 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
     now = time.monotonic()
     _drop_revoked_engines()
     generation = app.consumer_generation_id
+    starting = {
+        event.message.tp
+        for event in batch
+        if event.message.topic != TICKS_TOPIC and not sequencer.knows(event.message.tp)
+    }
+    if starting and not await _start_sequences(starting, generation, now):
+        generation = -1  # a rebalance came meanwhile: the partitions' new owners fetch these again
     for event in batch:
         message = event.message
         if message.generation_id != generation:
@@ -248,8 +263,8 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
             applied.append(event)
             continue
         tp = message.tp
-        if not sequencer.knows(tp) and not await _start_sequence(tp, generation, now):
-            continue
+        if not sequencer.knows(tp):
+            continue  # revoked during a seek below: fetched again by whoever owns it now
         verdict = sequencer.admit(tp, message.offset, now)
         if verdict is Verdict.PAST_A_GAP:
             await _fetch_again(tp, sequencer.rewind_to(tp, now), message.offset)
@@ -316,12 +331,12 @@ async def fetch_stalled_partitions_again() -> None:
     ends: dict[TP, int] = {}
     for tp in app.consumer.assignment():
         highwater = _highwater(tp)
-        if tp.topic not in INPUT_TOPICS or highwater is None:
-            continue
-        # A partition none of whose records arrived: they may all have been dropped, revealing no gap.
-        if not sequencer.knows(tp) and not await _start_sequence(tp, generation, now):
-            return
-        ends[tp] = highwater
+        if tp.topic in INPUT_TOPICS and highwater is not None:
+            ends[tp] = highwater
+    # A partition none of whose records arrived: they may all have been dropped, revealing no gap.
+    starting = {tp for tp in ends if not sequencer.knows(tp)}
+    if starting and not await _start_sequences(starting, generation, now):
+        return
     for tp, offset in sequencer.stalled(ends, now).items():
         await _fetch_again(tp, offset, ends[tp])
 

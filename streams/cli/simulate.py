@@ -11,7 +11,12 @@ import click
 
 from streams.cli.errors import EXIT_USAGE, CommandError
 from streams.contract import InvalidEvent, decoded_to_json_line, iso_to_ms
-from streams.simulate import DEFAULT_START_MS, simulate_events
+from streams.simulate import (
+    DEFAULT_START_MS,
+    publication_schedule,
+    simulate_events,
+    story_shift_to_end_now,
+)
 
 _WRITE_BATCH = 4096
 _DAY_MS = 86_400_000
@@ -47,7 +52,8 @@ def _write_file(path: str, events: Iterable[dict[str, Any]]) -> None:
             handle.write(b"\n".join(lines))
 
 
-def _publish(events: list[dict[str, Any]], rate: float | None) -> None:
+def _publish(schedule: list[tuple[float, dict[str, Any]]], rate: float | None) -> None:
+    """Publish at each event's due second (0 for all: as fast as Kafka takes them), at most ``rate``/s."""
     from kafka.errors import KafkaError
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -68,12 +74,14 @@ def _publish(events: list[dict[str, Any]], rate: float | None) -> None:
     columns = (TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, console=console, disable=not sys.stderr.isatty()) as progress:
-            task = progress.add_task("publishing", total=len(events))
-            for event in events:
+            task = progress.add_task("publishing", total=len(schedule))
+            for due_s, event in schedule:
                 if rate:
-                    ahead = published / rate - (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(ahead)
+                    due_s = max(due_s, published / rate)
+                ahead = due_s - (time.monotonic() - started)
+                if ahead > 0:
+                    progress.update(task, completed=published)
+                    time.sleep(ahead)
                 publisher.publish(event)
                 published += 1
                 if published % 500 == 0:
@@ -85,7 +93,22 @@ def _publish(events: list[dict[str, Any]], rate: float | None) -> None:
         publisher.flush()
         publisher.close()
         elapsed = time.monotonic() - started
-        console.print(f"published {published:,} of {len(events):,} events in {elapsed:.1f}s")
+        console.print(f"published {published:,} of {len(schedule):,} events in {elapsed:.1f}s")
+
+
+def _live_schedule(
+    customers: int, days: int, seed: int, start_ms: int, speed: float, jitter_s: float
+) -> list[tuple[float, dict[str, Any]]]:
+    """The company moved in time so that, published ``speed`` times faster than it lived, its story
+    ends as publishing does: every event is published after it occurred, the last ones just in time."""
+    jitter_ms = round(jitter_s * 1000)
+
+    def schedule(start: int) -> list[tuple[float, dict[str, Any]]]:
+        events = list(simulate_events(customers=customers, days=days, seed=seed, start_ms=start))
+        return publication_schedule(events, speed, jitter_ms, seed)
+
+    shift = story_shift_to_end_now(schedule(start_ms), speed, int(time.time() * 1000))
+    return schedule(start_ms + shift)
 
 
 @click.command("simulate")
@@ -107,6 +130,22 @@ def _publish(events: list[dict[str, Any]], rate: float | None) -> None:
     default=None,
     help="With --to-kafka: at most this many events a second  [default: as fast as Kafka takes them]",
 )
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="With --to-kafka: live the story this many times faster than wall time (86400: a day a second), "
+    "moved so that it ends as publishing does  [default: publish at once]",
+)
+@click.option(
+    "--jitter",
+    "jitter_s",
+    type=click.FloatRange(min=0, max=300, max_open=True),
+    default=60.0,
+    show_default=True,
+    help="With --speed: publish each customer event up to this many story seconds late, as real "
+    "producers do (keep it inside the worker's grace, 5 minutes by default)",
+)
 def command(
     to_file: str | None,
     to_kafka: bool,
@@ -115,6 +154,8 @@ def command(
     seed: int,
     start: str | None,
     rate: float | None,
+    speed: float | None,
+    jitter_s: float,
 ) -> None:
     """Generate a realistic synthetic company's events: the same seed gives the same events.
 
@@ -126,12 +167,17 @@ def command(
     \b
       promise-ledger simulate --to-file company.jsonl --customers 500 --days 60
       promise-ledger simulate --to-kafka --customers 200 --rate 500     (PL_KAFKA_BOOTSTRAP)
+      promise-ledger simulate --to-kafka --days 14 --speed 86400        (a day a second, ends now)
     """
     if (to_file is None) == (not to_kafka):
         raise CommandError("say where the events go: --to-file FILE or --to-kafka (one of them)", EXIT_USAGE)
+    if not to_kafka and (rate is not None or speed is not None):
+        raise CommandError("--rate and --speed pace publishing: they go with --to-kafka", EXIT_USAGE)
     start_ms = _parse_start(start, days, to_kafka)
-    events = simulate_events(customers=customers, days=days, seed=seed, start_ms=start_ms)
     if to_file is not None:
-        _write_file(to_file, events)
+        _write_file(to_file, simulate_events(customers=customers, days=days, seed=seed, start_ms=start_ms))
+    elif speed is not None:
+        _publish(_live_schedule(customers, days, seed, start_ms, speed, jitter_s), rate)
     else:
-        _publish(list(events), rate)
+        events = simulate_events(customers=customers, days=days, seed=seed, start_ms=start_ms)
+        _publish([(0.0, event) for event in events], rate)
