@@ -3,24 +3,27 @@
 Usage: PYTHONPATH=. python benchmarks/worker.py [--events 60000] [--workers 1]
 (with the stack up: deploy/local/stack up; eval "$(deploy/local/stack env)")
 
-1. Empties the pipeline topics (deploy/local/stack reset) and publishes ``--events`` simulated events.
-2. Raw: an aiokafka consumer reads the four department topics from the start and decodes every record
-   with fastavro (the codec's decode). Prints records/s.
-3. Worker: starts ``--workers`` worker processes and follows their Prometheus pages; the rate counts
-   the records applied from the moment every partition has an owner (Faust's start-up and the group
-   join are not counted) until every record is applied. Prints events/s and the ratio to raw.
+1. Empties the pipeline topics (deploy/local/stack reset).
+2. Worker: starts ``--workers`` worker processes, waits until every partition has an owner (Faust's
+   start-up and the group join are not counted), publishes ``--events`` simulated events and follows
+   the workers' Prometheus pages from the first record applied until every record is. Prints
+   events/s, and the publisher's rate (a worker faster than it would be measured at its pace).
+3. Raw: an aiokafka consumer reads the same four department topics from the start and decodes every
+   record with fastavro (the codec's decode). Prints records/s and the worker's ratio to it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -30,26 +33,28 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from streams import codec  # noqa: E402
-from streams.publish import EventPublisher  # noqa: E402
+from streams.publish import EncodedEvent, EventPublisher, encode_event  # noqa: E402
 from streams.settings import INPUT_TOPICS, Settings  # noqa: E402
 from streams.simulate import simulate_events  # noqa: E402
 
 DAY_MS = 86_400_000
 
 
-def publish(settings: Settings, events: int) -> int:
+def simulated_records(events: int) -> list[EncodedEvent]:
+    """``events`` simulated events, encoded beforehand so that publishing them is quick."""
     start_ms = int(time.time() * 1000) // DAY_MS * DAY_MS - 90 * DAY_MS
     customers = max(10, events // 40)
-    publisher = EventPublisher(settings.kafka_bootstrap)
-    published = 0
-    for event in simulate_events(customers=customers, days=30, seed=3, start_ms=start_ms):
-        publisher.publish(event)
-        published += 1
-        if published >= events:
-            break
+    company = simulate_events(customers=customers, days=30, seed=3, start_ms=start_ms)
+    return [encode_event(event) for event in itertools.islice(company, events)]
+
+
+def publish(settings: Settings, records: list[EncodedEvent]) -> int:
+    publisher = EventPublisher(settings.kafka_bootstrap, linger_ms=20)
+    for record in records:
+        publisher.send_encoded(record)
     publisher.flush()
     publisher.close()
-    return published
+    return len(records)
 
 
 async def read_raw(settings: Settings) -> tuple[int, float]:
@@ -87,9 +92,13 @@ def worker_metrics(port: int) -> tuple[float, float]:
     return owned, applied
 
 
-def run_workers(settings: Settings, workers: int, total: int, deadline_s: float) -> tuple[float, float]:
-    """Records applied and seconds taken, from the moment every partition has an owner (start-up and
-    joining the group are not counted) until the workers have applied every record."""
+def run_workers(
+    settings: Settings, workers: int, publish_events: Callable[[], int], deadline_s: float
+) -> tuple[int, int, float, float]:
+    """Start the workers on the empty topics, wait until every partition has an owner (start-up and
+    joining the group are not counted), then publish. Returns (events published, records on the
+    topics, seconds the publisher took, seconds from the first record applied until the workers had
+    applied them all)."""
     env = {**os.environ, "PL_IDLE_AFTER_S": "86400"}
     ports = [16100 + n for n in range(workers)]
     processes = [
@@ -104,16 +113,25 @@ def run_workers(settings: Settings, workers: int, total: int, deadline_s: float)
         for port in ports
     ]
     try:
-        started: tuple[float, float] | None = None  # (records applied, time) when the group settled
         deadline = time.monotonic() + deadline_s
+        while True:
+            owned = [partitions for partitions, _ in (worker_metrics(port) for port in ports)]
+            if all(owned) and sum(owned) == settings.partitions:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the workers did not share the partitions within {deadline_s:.0f} s")
+            time.sleep(0.1)
+        published_at = time.perf_counter()
+        published = publish_events()
+        publish_s = time.perf_counter() - published_at
+        total = asyncio.run(records_on_input_topics(settings))
+        first_applied: float | None = None
         while time.monotonic() < deadline:
-            readings = [worker_metrics(port) for port in ports]
-            applied = sum(count for _, count in readings)
-            owned = [partitions for partitions, _ in readings]
-            if started is None and all(owned) and sum(owned) == settings.partitions:
-                started = applied, time.perf_counter()
-            if started is not None and applied >= total:
-                return applied - started[0], time.perf_counter() - started[1]
+            applied = sum(count for _, count in (worker_metrics(port) for port in ports))
+            if first_applied is None and applied > 0:
+                first_applied = time.perf_counter()
+            if first_applied is not None and applied >= total:
+                return published, total, publish_s, time.perf_counter() - first_applied
             time.sleep(0.05)
         raise SystemExit(f"the workers did not finish within {deadline_s:.0f} s")
     finally:
@@ -121,6 +139,16 @@ def run_workers(settings: Settings, workers: int, total: int, deadline_s: float)
             os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             process.wait(timeout=60)
+
+
+async def records_on_input_topics(settings: Settings) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for topic in INPUT_TOPICS for p in range(settings.partitions)]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
 
 
 def main() -> None:
@@ -133,12 +161,15 @@ def main() -> None:
     subprocess.run(
         [sys.executable, str(REPO / "deploy/local/stack.py"), "reset"], check=True, stdout=subprocess.DEVNULL
     )
-    published = publish(settings, options.events)
+    records = simulated_records(options.events)
+    published, done, publish_s, seconds = run_workers(
+        settings, options.workers, lambda: publish(settings, records), options.deadline
+    )
     raw_count, raw_seconds = asyncio.run(read_raw(settings))
     raw_rate = raw_count / raw_seconds
-    done, seconds = run_workers(settings, options.workers, raw_count, options.deadline)
     rate = done / seconds
     print(f"events published           {published:>10,}  (records on the topics: {raw_count:,})")
+    print(f"publisher                  {done / publish_s:>10,.0f} records/s (input arrives no faster)")
     print(f"raw consume + decode       {raw_rate:>10,.0f} records/s")
     print(f"worker x{options.workers} (engine, outputs) {rate:>10,.0f} events/s")
     print(f"ratio worker / raw         {rate / raw_rate:>10.2f}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from kafka import KafkaProducer
 from kafka.producer.future import FutureRecordMetadata
@@ -20,6 +20,18 @@ from streams.contract import TOPIC_OF
 from streams.contract.events import GLOBAL_EVENT_TYPES
 
 CATALOG_TYPES = frozenset(event_type.__name__ for event_type in GLOBAL_EVENT_TYPES)
+
+
+class EncodedEvent(NamedTuple):
+    topic: str
+    key: bytes | None  # None for a catalog fact, which goes to every partition
+    value: bytes
+
+
+def encode_event(event: Mapping[str, Any]) -> EncodedEvent:
+    """Where an event goes and its Avro bytes (Confluent framing), keyed by its customer."""
+    key = None if event["type"] in CATALOG_TYPES else event["customer_id"].encode()
+    return EncodedEvent(TOPIC_OF[event["type"]], key, codec.encode(event))
 
 
 class EventPublisher:
@@ -51,14 +63,16 @@ class EventPublisher:
 
     def publish(self, event: Mapping[str, Any]) -> None:
         """One decoded-event dict (SPEC §3 fields, timestamps as epoch ms)."""
-        topic = TOPIC_OF[event["type"]]
-        value = codec.encode(event)
+        self.send_encoded(encode_event(event))
+
+    def send_encoded(self, event: EncodedEvent) -> None:
+        """An event encoded beforehand (``encode_event``): a catalog fact to every partition."""
         stamp = self._next_timestamp_ms()
-        if event["type"] in CATALOG_TYPES:
-            for partition in self._partitions_of(topic):
-                self._producer.send(topic, value=value, partition=partition, timestamp_ms=stamp)
+        if event.key is None:
+            for partition in self._partitions_of(event.topic):
+                self._producer.send(event.topic, value=event.value, partition=partition, timestamp_ms=stamp)
         else:
-            self._producer.send(topic, key=event["customer_id"].encode(), value=value, timestamp_ms=stamp)
+            self._producer.send(event.topic, key=event.key, value=event.value, timestamp_ms=stamp)
 
     def publish_all(self, events: Iterable[Mapping[str, Any]]) -> int:
         count = 0
