@@ -84,6 +84,20 @@ _KIND_OF_FULFILMENT = {CallbackMade: "CALLBACK", RefundIssued: "REFUND"}
 Mark = tuple[int, str, str]
 
 
+def _forget_seen_before(seen: dict[str, int], horizon: int) -> None:
+    """Drop the dedupe ids at the front of ``seen`` (oldest first) that are older than ``horizon``."""
+    # The front entry is almost always recent: look at its time without building an iterator over keys.
+    for at in seen.values():
+        if at >= horizon:
+            return
+        break
+    while seen:
+        oldest = next(iter(seen))
+        if seen[oldest] >= horizon:
+            break
+        del seen[oldest]
+
+
 class PromiseEngine:
     """Correlates one stream of input events; see docs/engine.md for every rule and choice."""
 
@@ -171,16 +185,33 @@ class PromiseEngine:
             return out
         ledgers = self.ledgers
         ledger = ledgers.get(customer_id)
-        if ledger is not None and event.event_id in ledger.seen:
+        event_id = event.event_id
+        if ledger is not None and event_id in ledger.seen:
             return out
-        if event.occurred_at > self._clock:
-            self._advance(event.occurred_at, out)
+        occurred_at = event.occurred_at
+        if occurred_at > self._clock:
+            # _advance, inlined: nearly every event moves the clock, few pass a mark.
+            self._clock = occurred_at
+            limit = occurred_at - self._grace
+            if limit > self._watermark:
+                self._watermark = limit
+                heap = self._heap
+                if heap and heap[0][0] < limit:
+                    self._fire_until(limit, out)
             if self._dirty:  # deadlines fired: this customer's record may have changed or gone
                 ledger = self._dirty.pop(customer_id, None) or ledgers.get(customer_id)
                 self._flush()
         if ledger is None:
             ledger = CustomerLedger(sys.intern(customer_id))
-        self._remember(ledger, event)
+        # Remember the id for the dedupe window; a first event schedules the ledger's housekeeping.
+        seen = ledger.seen
+        seen[event_id] = occurred_at
+        if occurred_at > ledger.last_at:
+            ledger.last_at = occurred_at
+        _forget_seen_before(seen, self._clock - self._dedupe_window)
+        if ledger.compact_at is None:
+            ledger.compact_at = self._clock + self._lookback
+            heapq.heappush(self._heap, (ledger.compact_at, ledger.customer_id, _LEDGER_PASS))
         # A customer event changes no other customer's record.
         self._handlers[type(event)](ledger, event, out)
         ledgers[customer_id] = ledger
@@ -212,23 +243,27 @@ class PromiseEngine:
 
     def _fire_until(self, limit: int, out: list[AlignmentEvent]) -> None:
         heap = self._heap
+        dirty = self._dirty
+        ledgers = self.ledgers
+        pop = heapq.heappop
+        next_mark = self._next_mark
         while heap and heap[0][0] < limit:
-            mark, customer_id, promise_id = heapq.heappop(heap)
-            ledger = self._dirty.get(customer_id) or self.ledgers.get(customer_id)
+            mark, customer_id, promise_id = pop(heap)
+            ledger = dirty.get(customer_id) or ledgers.get(customer_id)
             if ledger is None:
                 continue
             if promise_id == _LEDGER_PASS:
                 if ledger.compact_at == mark:
-                    self._dirty[customer_id] = ledger
+                    dirty[customer_id] = ledger
                     self._housekeep(ledger, mark)
                 continue
             promise = ledger.promises.get(promise_id)
-            if promise is None or self._next_mark(promise) != mark:
+            if promise is None or next_mark(promise) != mark:
                 continue
-            self._dirty[customer_id] = ledger
+            dirty[customer_id] = ledger
             self._fire_mark(ledger, promise, mark, out)
             if promise.promise_id in ledger.promises:
-                heapq.heappush(heap, (self._next_mark(promise), customer_id, promise_id))
+                heapq.heappush(heap, (next_mark(promise), customer_id, promise_id))
 
     def _near_at(self, promise: Promise) -> int | None:
         if promise.flags & NEAR_SENT or promise.due_at <= promise.made_at:
@@ -286,46 +321,37 @@ class PromiseEngine:
     # ----------------------------------------------------------------------------------------------
     # state housekeeping
 
-    def _remember(self, ledger: CustomerLedger, event: InputEvent) -> None:
-        seen = ledger.seen
-        seen[event.event_id] = event.occurred_at
-        if event.occurred_at > ledger.last_at:
-            ledger.last_at = event.occurred_at
-        horizon = self._clock - self._dedupe_window
-        while seen:
-            oldest = next(iter(seen))
-            if seen[oldest] >= horizon:
-                break
-            del seen[oldest]
-        if ledger.compact_at is None:
-            ledger.compact_at = self._clock + self._lookback
-            heapq.heappush(self._heap, (ledger.compact_at, ledger.customer_id, _LEDGER_PASS))
-
     def _housekeep(self, ledger: CustomerLedger, moment: int) -> None:
         """Forget what no rule can use any more: old event ids, orders, tickets, exposures."""
-        dedupe_horizon = moment - self._dedupe_window
-        ledger.seen = {event_id: at for event_id, at in ledger.seen.items() if at >= dedupe_horizon}
+        # Most passes find little to do (often only exposures to claims that are still active), so
+        # each kind of record is filtered only when there is some, and the promises read only if needed.
+        if ledger.seen:
+            dedupe_horizon = moment - self._dedupe_window
+            ledger.seen = {event_id: at for event_id, at in ledger.seen.items() if at >= dedupe_horizon}
         horizon = moment - self._lookback
         promises = ledger.promises.values()
-        used_orders = {p.order_id for p in promises if p.order_id}
-        used_deals = {p.deal_id for p in promises if p.deal_id}
-        used_tickets = {p.ticket_id for p in promises if p.ticket_id}
-        ledger.orders = {
-            order_id: order
-            for order_id, order in ledger.orders.items()
-            if order.placed_at > horizon or order_id in used_orders or order.deal_id in used_deals
-        }
-        ledger.tickets = {
-            ticket_id: ticket
-            for ticket_id, ticket in ledger.tickets.items()
-            if ticket.last_at > horizon or ticket_id in used_tickets
-        }
-        claims = self._catalog.claims
-        ledger.exposures = {
-            claim_id: at
-            for claim_id, at in ledger.exposures.items()
-            if at > horizon or (claim_id in claims and claims[claim_id].active_at(moment))
-        }
+        if ledger.orders:
+            used_orders = {p.order_id for p in promises if p.order_id}
+            used_deals = {p.deal_id for p in promises if p.deal_id}
+            ledger.orders = {
+                order_id: order
+                for order_id, order in ledger.orders.items()
+                if order.placed_at > horizon or order_id in used_orders or order.deal_id in used_deals
+            }
+        if ledger.tickets:
+            used_tickets = {p.ticket_id for p in promises if p.ticket_id}
+            ledger.tickets = {
+                ticket_id: ticket
+                for ticket_id, ticket in ledger.tickets.items()
+                if ticket.last_at > horizon or ticket_id in used_tickets
+            }
+        if ledger.exposures:
+            claims = self._catalog.claims
+            ledger.exposures = {
+                claim_id: at
+                for claim_id, at in ledger.exposures.items()
+                if at > horizon or (claim_id in claims and claims[claim_id].active_at(moment))
+            }
         if ledger.seen or ledger.orders or ledger.tickets or ledger.exposures:
             ledger.compact_at = moment + self._lookback
             heapq.heappush(self._heap, (ledger.compact_at, ledger.customer_id, _LEDGER_PASS))
@@ -826,12 +852,7 @@ class PromiseEngine:
         catalog = self._catalog
         catalog.seen[event.event_id] = event.occurred_at
         catalog.last_at = max(catalog.last_at, event.occurred_at)
-        horizon = self._clock - self._dedupe_window
-        while catalog.seen:
-            oldest = next(iter(catalog.seen))
-            if catalog.seen[oldest] >= horizon:
-                break
-            del catalog.seen[oldest]
+        _forget_seen_before(catalog.seen, self._clock - self._dedupe_window)
         if isinstance(event, StockChanged):
             self._on_stock(event, out)
         elif isinstance(event, ClaimPublished):
