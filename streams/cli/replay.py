@@ -26,14 +26,15 @@ Entry = tuple[int, InputEvent | str]
 
 
 def _json_entries(handle: BinaryIO, progress: _Progress) -> Iterator[Entry]:
+    tracking = progress.active
     for number, line in enumerate(handle, start=1):
-        progress.advance(len(line))
-        if not line.strip():
-            continue
+        if tracking:
+            progress.advance(len(line))
         try:
             yield number, parse_loose_event(load_json_line(line))
         except InvalidEvent as error:
-            yield number, str(error)
+            if line.strip():  # a blank line is no JSON either, but is skipped, not rejected
+                yield number, str(error)
 
 
 def _record_type_name(schema: Any) -> str | None:
@@ -100,6 +101,10 @@ class _Progress:
             )
             self._task = self._bar.add_task("replay", total=total_bytes)
             self._bar.start()
+
+    @property
+    def active(self) -> bool:
+        return self._bar is not None
 
     def advance(self, size: int) -> None:
         if self._bar is None:
@@ -177,7 +182,9 @@ def replay_files(
                     if strict:
                         return rejected
                     continue
-                sink.write(process(entry))  # type: ignore[arg-type]
+                out = process(entry)  # type: ignore[arg-type]
+                if out:
+                    sink.write(out)
         if until is not None:
             sink.write(engine.advance_to(until))
         sink.flush()

@@ -511,7 +511,12 @@ def parse_event(decoded: dict[str, Any]) -> InputEvent:
 def parse_loose_event(decoded: dict[str, Any]) -> InputEvent:
     """Like ``parse_event``, but timestamps may also be ISO-8601 strings (JSON lines) or ``datetime``
     objects (fastavro's timestamp-millis)."""
-    return _parser_for(decoded, _LOOSE_PARSERS)(decoded)
+    # The common case in two lookups; _parser_for finds the one-line reason for anything else.
+    type_name = decoded.get("type") if type(decoded) is dict else None
+    parser = _LOOSE_PARSERS.get(type_name) if type(type_name) is str else None
+    if parser is None:
+        parser = _parser_for(decoded, _LOOSE_PARSERS)
+    return parser(decoded)
 
 
 def event_to_decoded(event: InputEvent) -> dict[str, Any]:

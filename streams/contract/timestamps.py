@@ -7,7 +7,6 @@ from typing import Any
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
-_ONE_MS = timedelta(milliseconds=1)
 
 
 class InvalidEvent(ValueError):
@@ -22,7 +21,13 @@ def iso_to_ms_or_none(text: str) -> int | None:
         return None
     if moment.tzinfo is None:
         return None
-    return (moment - _EPOCH) // _ONE_MS
+    return _delta_ms(moment - _EPOCH)
+
+
+def _delta_ms(delta: timedelta) -> int:
+    """``delta // timedelta(milliseconds=1)``, exactly (days and seconds are whole milliseconds), at a
+    fraction of the cost: the division goes through arbitrary-precision microseconds."""
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
 
 def iso_to_ms(text: str) -> int:
@@ -52,5 +57,5 @@ def to_epoch_ms(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return (value - _EPOCH) // _ONE_MS
+        return _delta_ms(value - _EPOCH)
     return value

@@ -276,15 +276,22 @@ class PromiseEngine:
         return promise.made_at + self._signoff
 
     def _next_mark(self, promise: Promise) -> int:
+        """The earliest of the due time, ``_near_at`` and ``_unapproved_at`` (inlined here: this runs
+        for every heap entry popped or pushed); the eviction time once the promise ended."""
         if promise.state != OPEN:
             return promise.ended_at + self._lookback  # type: ignore[operator]
-        mark = promise.due_at
-        near = self._near_at(promise)
-        if near is not None and near < mark:
-            mark = near
-        unapproved = self._unapproved_at(promise)
-        if unapproved is not None and unapproved < mark:
-            mark = unapproved
+        due_at = promise.due_at
+        made_at = promise.made_at
+        flags = promise.flags
+        mark = due_at
+        if not flags & NEAR_SENT and due_at > made_at:
+            near = made_at + int((due_at - made_at) * self._fraction)
+            if near < mark:
+                mark = near
+        if promise.kind == "DELIVERY" and not flags & (APPROVED | UNAPPROVED_SENT):
+            unapproved = made_at + self._signoff
+            if unapproved < mark:
+                mark = unapproved
         return mark
 
     def _fire_mark(
@@ -402,7 +409,7 @@ class PromiseEngine:
     ) -> AlignmentEvent:
         customer_id = ledger.customer_id
         return AlignmentEvent(  # positional: this is the most frequent output
-            alignment_id(kind_of_event, customer_id, promise.promise_id, reason),
+            alignment_id(kind_of_event, customer_id, promise.promise_id, reason or ""),
             kind_of_event,
             customer_id,
             at,
