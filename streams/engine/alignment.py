@@ -66,7 +66,7 @@ def base_severity(kind: str | None, reason: str | None) -> str:
 
 
 @fast_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: orjson serialises an instance dict twice as fast as slots
 class AlignmentEvent:
     alignment_id: str
     type: str

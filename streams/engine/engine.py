@@ -86,11 +86,6 @@ Mark = tuple[int, str, str]
 
 def _forget_seen_before(seen: dict[str, int], horizon: int) -> None:
     """Drop the dedupe ids at the front of ``seen`` (oldest first) that are older than ``horizon``."""
-    # The front entry is almost always recent: look at its time without building an iterator over keys.
-    for at in seen.values():
-        if at >= horizon:
-            return
-        break
     while seen:
         oldest = next(iter(seen))
         if seen[oldest] >= horizon:
@@ -208,7 +203,11 @@ class PromiseEngine:
         seen[event_id] = occurred_at
         if occurred_at > ledger.last_at:
             ledger.last_at = occurred_at
-        _forget_seen_before(seen, self._clock - self._dedupe_window)
+        horizon = self._clock - self._dedupe_window
+        for oldest_at in seen.values():  # the oldest id is almost always still inside the window
+            if oldest_at < horizon:
+                _forget_seen_before(seen, horizon)
+            break
         if ledger.compact_at is None:
             ledger.compact_at = self._clock + self._lookback
             heapq.heappush(self._heap, (ledger.compact_at, ledger.customer_id, _LEDGER_PASS))
