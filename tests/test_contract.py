@@ -148,3 +148,10 @@ def test_events_are_frozen() -> None:
     event = parse_event(dict(COMMITMENT))
     with pytest.raises(AttributeError):
         event.quantity = 1  # type: ignore[misc]
+
+
+def test_timestamps_floor_to_the_millisecond_before_and_after_1970() -> None:
+    assert iso_to_ms("2026-03-01T10:00:00.250999Z") == iso_to_ms("2026-03-01T10:00:00Z") + 250
+    assert iso_to_ms("1969-12-31T23:59:59.999500Z") == -1
+    naive = datetime(1969, 12, 31, 23, 59, 59, 999_500)  # fastavro's timestamp-millis, read as UTC
+    assert normalise_timestamps({"occurred_at": naive})["occurred_at"] == -1

@@ -8,7 +8,7 @@ import dataclasses
 import orjson
 import pytest
 
-from streams.engine import EngineConfig, alert_for
+from streams.engine import AlignmentEvent, EngineConfig, alert_for
 from tests.helpers import ms, only, outline, run_fixture
 
 OPENED, KEPT, BROKEN, AT_RISK, LATE = (
@@ -321,3 +321,10 @@ def test_alignment_events_serialise_as_their_dict() -> None:
         assert orjson.loads(orjson.dumps(event)) == event.to_dict()
         with pytest.raises(dataclasses.FrozenInstanceError):
             event.reason = "changed"  # type: ignore[misc]
+
+
+def test_alignment_events_are_frozen_and_serialise_as_their_dict() -> None:
+    event = AlignmentEvent("id", "TONE", "c-1", 5, phrases=["obviously"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.at = 6  # type: ignore[misc]
+    assert orjson.dumps(event) == orjson.dumps(event.to_dict())  # what replay writes, key order included

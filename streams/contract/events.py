@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from streams.contract.frozen import fast_init
-from streams.contract.timestamps import InvalidEvent, to_epoch_ms
+from streams.contract.timestamps import InvalidEvent, iso_to_ms_or_none, to_epoch_ms
 
 MARKETING_TOPIC = "marketing.events"
 SALES_TOPIC = "sales.events"
@@ -450,7 +450,12 @@ def _make_parser(type_name: str, cls: type[InputEvent], loose_time: bool) -> Par
     optional = _OPTIONAL_FIELDS.get(type_name, frozenset())
     lines = ["def parse(decoded, _get=dict.get):"]
     names = []
-    namespace: dict[str, Any] = {"_cls": cls, "_slow": _slow_check, "_all_text": _all_text}
+    namespace: dict[str, Any] = {
+        "_cls": cls,
+        "_slow": _slow_check,
+        "_all_text": _all_text,
+        "_iso": iso_to_ms_or_none,
+    }
     for field in fields(cls):
         name = field.name
         check = _CHECKS[name]
@@ -463,10 +468,19 @@ def _make_parser(type_name: str, cls: type[InputEvent], loose_time: bool) -> Par
             namespace[f"_allowed_{name}"] = _ENUMS[name]
             test = f"type(x) is str and x in _allowed_{name}"
         required = name not in optional
-        lines.append(f"    x = _get(decoded, {name!r})")
-        lines.append(
-            f"    v_{name} = x if {test} else _slow({type_name!r}, {name!r}, x, {required}, {loose_time})"
-        )
+        slow = f"_slow({type_name!r}, {name!r}, x, {required}, {loose_time})"
+        if required:  # present in valid input: a subscript is cheaper than a call of dict.get
+            lines += ["    try:", f"        x = decoded[{name!r}]", "    except KeyError:"]
+            lines.append("        x = None")
+        else:
+            lines.append(f"    x = _get(decoded, {name!r})")
+        if loose_time and check is _timestamp:
+            # JSON lines carry ISO strings: read in one call; _slow says what is wrong with a bad one.
+            lines.append(f"    v_{name} = x if {test} else _iso(x) if type(x) is str else None")
+            lines.append(f"    if v_{name} is None:")
+            lines.append(f"        v_{name} = {slow}")
+        else:
+            lines.append(f"    v_{name} = x if {test} else {slow}")
         names.append(f"v_{name}")
     lines.append(f"    return _cls({', '.join(names)})")
     exec("\n".join(lines), namespace)  # generated from the field tables above, nothing from input
@@ -501,7 +515,12 @@ def parse_event(decoded: dict[str, Any]) -> InputEvent:
 def parse_loose_event(decoded: dict[str, Any]) -> InputEvent:
     """Like ``parse_event``, but timestamps may also be ISO-8601 strings (JSON lines) or ``datetime``
     objects (fastavro's timestamp-millis)."""
-    return _parser_for(decoded, _LOOSE_PARSERS)(decoded)
+    # The common case in two lookups; _parser_for finds the one-line reason for anything else.
+    type_name = decoded.get("type") if type(decoded) is dict else None
+    parser = _LOOSE_PARSERS.get(type_name) if type(type_name) is str else None
+    if parser is None:
+        parser = _parser_for(decoded, _LOOSE_PARSERS)
+    return parser(decoded)
 
 
 def event_to_decoded(event: InputEvent) -> dict[str, Any]:

@@ -7,22 +7,39 @@ from typing import Any
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
-_ONE_MS = timedelta(milliseconds=1)
 
 
 class InvalidEvent(ValueError):
     """A decoded event that breaks the contract; the message is one line naming the field."""
 
 
-def iso_to_ms(text: str) -> int:
-    """``2026-03-01T10:00:00Z`` (milliseconds and any UTC offset accepted) -> epoch milliseconds."""
+def iso_to_ms_or_none(text: str) -> int | None:
+    """Like ``iso_to_ms``, but None instead of the error: one call on the JSON-lines hot path."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidEvent(f"not an ISO-8601 timestamp: {text!r}") from None
+        return None
     if moment.tzinfo is None:
-        raise InvalidEvent(f"timestamp without a time zone: {text!r} (add Z for UTC)")
-    return (moment - _EPOCH) // _ONE_MS
+        return None
+    return _delta_ms(moment - _EPOCH)
+
+
+def _delta_ms(delta: timedelta) -> int:
+    """``delta // timedelta(milliseconds=1)``, exactly (days and seconds are whole milliseconds), at a
+    fraction of the cost: the division goes through arbitrary-precision microseconds."""
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def iso_to_ms(text: str) -> int:
+    """``2026-03-01T10:00:00Z`` (milliseconds and any UTC offset accepted) -> epoch milliseconds."""
+    ms = iso_to_ms_or_none(text)
+    if ms is not None:
+        return ms
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidEvent(f"not an ISO-8601 timestamp: {text!r}") from None
+    raise InvalidEvent(f"timestamp without a time zone: {text!r} (add Z for UTC)")
 
 
 def ms_to_iso(ms: int) -> str:
@@ -40,5 +57,5 @@ def to_epoch_ms(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return (value - _EPOCH) // _ONE_MS
+        return _delta_ms(value - _EPOCH)
     return value

@@ -84,6 +84,15 @@ _KIND_OF_FULFILMENT = {CallbackMade: "CALLBACK", RefundIssued: "REFUND"}
 Mark = tuple[int, str, str]
 
 
+def _forget_seen_before(seen: dict[str, int], horizon: int) -> None:
+    """Drop the dedupe ids at the front of ``seen`` (oldest first) that are older than ``horizon``."""
+    while seen:
+        oldest = next(iter(seen))
+        if seen[oldest] >= horizon:
+            break
+        del seen[oldest]
+
+
 class PromiseEngine:
     """Correlates one stream of input events; see docs/engine.md for every rule and choice."""
 
@@ -171,16 +180,37 @@ class PromiseEngine:
             return out
         ledgers = self.ledgers
         ledger = ledgers.get(customer_id)
-        if ledger is not None and event.event_id in ledger.seen:
+        event_id = event.event_id
+        if ledger is not None and event_id in ledger.seen:
             return out
-        if event.occurred_at > self._clock:
-            self._advance(event.occurred_at, out)
+        occurred_at = event.occurred_at
+        if occurred_at > self._clock:
+            # _advance, inlined: nearly every event moves the clock, few pass a mark.
+            self._clock = occurred_at
+            limit = occurred_at - self._grace
+            if limit > self._watermark:
+                self._watermark = limit
+                heap = self._heap
+                if heap and heap[0][0] < limit:
+                    self._fire_until(limit, out)
             if self._dirty:  # deadlines fired: this customer's record may have changed or gone
                 ledger = self._dirty.pop(customer_id, None) or ledgers.get(customer_id)
                 self._flush()
         if ledger is None:
             ledger = CustomerLedger(sys.intern(customer_id))
-        self._remember(ledger, event)
+        # Remember the id for the dedupe window; a first event schedules the ledger's housekeeping.
+        seen = ledger.seen
+        seen[event_id] = occurred_at
+        if occurred_at > ledger.last_at:
+            ledger.last_at = occurred_at
+        horizon = self._clock - self._dedupe_window
+        for oldest_at in seen.values():  # the oldest id is almost always still inside the window
+            if oldest_at < horizon:
+                _forget_seen_before(seen, horizon)
+            break
+        if ledger.compact_at is None:
+            ledger.compact_at = self._clock + self._lookback
+            heapq.heappush(self._heap, (ledger.compact_at, ledger.customer_id, _LEDGER_PASS))
         # A customer event changes no other customer's record.
         self._handlers[type(event)](ledger, event, out)
         ledgers[customer_id] = ledger
@@ -212,23 +242,27 @@ class PromiseEngine:
 
     def _fire_until(self, limit: int, out: list[AlignmentEvent]) -> None:
         heap = self._heap
+        dirty = self._dirty
+        ledgers = self.ledgers
+        pop = heapq.heappop
+        next_mark = self._next_mark
         while heap and heap[0][0] < limit:
-            mark, customer_id, promise_id = heapq.heappop(heap)
-            ledger = self._dirty.get(customer_id) or self.ledgers.get(customer_id)
+            mark, customer_id, promise_id = pop(heap)
+            ledger = dirty.get(customer_id) or ledgers.get(customer_id)
             if ledger is None:
                 continue
             if promise_id == _LEDGER_PASS:
                 if ledger.compact_at == mark:
-                    self._dirty[customer_id] = ledger
+                    dirty[customer_id] = ledger
                     self._housekeep(ledger, mark)
                 continue
             promise = ledger.promises.get(promise_id)
-            if promise is None or self._next_mark(promise) != mark:
+            if promise is None or next_mark(promise) != mark:
                 continue
-            self._dirty[customer_id] = ledger
+            dirty[customer_id] = ledger
             self._fire_mark(ledger, promise, mark, out)
             if promise.promise_id in ledger.promises:
-                heapq.heappush(heap, (self._next_mark(promise), customer_id, promise_id))
+                heapq.heappush(heap, (next_mark(promise), customer_id, promise_id))
 
     def _near_at(self, promise: Promise) -> int | None:
         if promise.flags & NEAR_SENT or promise.due_at <= promise.made_at:
@@ -241,15 +275,22 @@ class PromiseEngine:
         return promise.made_at + self._signoff
 
     def _next_mark(self, promise: Promise) -> int:
+        """The earliest of the due time, ``_near_at`` and ``_unapproved_at`` (inlined here: this runs
+        for every heap entry popped or pushed); the eviction time once the promise ended."""
         if promise.state != OPEN:
             return promise.ended_at + self._lookback  # type: ignore[operator]
-        mark = promise.due_at
-        near = self._near_at(promise)
-        if near is not None and near < mark:
-            mark = near
-        unapproved = self._unapproved_at(promise)
-        if unapproved is not None and unapproved < mark:
-            mark = unapproved
+        due_at = promise.due_at
+        made_at = promise.made_at
+        flags = promise.flags
+        mark = due_at
+        if not flags & NEAR_SENT and due_at > made_at:
+            near = made_at + int((due_at - made_at) * self._fraction)
+            if near < mark:
+                mark = near
+        if promise.kind == "DELIVERY" and not flags & (APPROVED | UNAPPROVED_SENT):
+            unapproved = made_at + self._signoff
+            if unapproved < mark:
+                mark = unapproved
         return mark
 
     def _fire_mark(
@@ -286,46 +327,37 @@ class PromiseEngine:
     # ----------------------------------------------------------------------------------------------
     # state housekeeping
 
-    def _remember(self, ledger: CustomerLedger, event: InputEvent) -> None:
-        seen = ledger.seen
-        seen[event.event_id] = event.occurred_at
-        if event.occurred_at > ledger.last_at:
-            ledger.last_at = event.occurred_at
-        horizon = self._clock - self._dedupe_window
-        while seen:
-            oldest = next(iter(seen))
-            if seen[oldest] >= horizon:
-                break
-            del seen[oldest]
-        if ledger.compact_at is None:
-            ledger.compact_at = self._clock + self._lookback
-            heapq.heappush(self._heap, (ledger.compact_at, ledger.customer_id, _LEDGER_PASS))
-
     def _housekeep(self, ledger: CustomerLedger, moment: int) -> None:
         """Forget what no rule can use any more: old event ids, orders, tickets, exposures."""
-        dedupe_horizon = moment - self._dedupe_window
-        ledger.seen = {event_id: at for event_id, at in ledger.seen.items() if at >= dedupe_horizon}
+        # Most passes find little to do (often only exposures to claims that are still active), so
+        # each kind of record is filtered only when there is some, and the promises read only if needed.
+        if ledger.seen:
+            dedupe_horizon = moment - self._dedupe_window
+            ledger.seen = {event_id: at for event_id, at in ledger.seen.items() if at >= dedupe_horizon}
         horizon = moment - self._lookback
         promises = ledger.promises.values()
-        used_orders = {p.order_id for p in promises if p.order_id}
-        used_deals = {p.deal_id for p in promises if p.deal_id}
-        used_tickets = {p.ticket_id for p in promises if p.ticket_id}
-        ledger.orders = {
-            order_id: order
-            for order_id, order in ledger.orders.items()
-            if order.placed_at > horizon or order_id in used_orders or order.deal_id in used_deals
-        }
-        ledger.tickets = {
-            ticket_id: ticket
-            for ticket_id, ticket in ledger.tickets.items()
-            if ticket.last_at > horizon or ticket_id in used_tickets
-        }
-        claims = self._catalog.claims
-        ledger.exposures = {
-            claim_id: at
-            for claim_id, at in ledger.exposures.items()
-            if at > horizon or (claim_id in claims and claims[claim_id].active_at(moment))
-        }
+        if ledger.orders:
+            used_orders = {p.order_id for p in promises if p.order_id}
+            used_deals = {p.deal_id for p in promises if p.deal_id}
+            ledger.orders = {
+                order_id: order
+                for order_id, order in ledger.orders.items()
+                if order.placed_at > horizon or order_id in used_orders or order.deal_id in used_deals
+            }
+        if ledger.tickets:
+            used_tickets = {p.ticket_id for p in promises if p.ticket_id}
+            ledger.tickets = {
+                ticket_id: ticket
+                for ticket_id, ticket in ledger.tickets.items()
+                if ticket.last_at > horizon or ticket_id in used_tickets
+            }
+        if ledger.exposures:
+            claims = self._catalog.claims
+            ledger.exposures = {
+                claim_id: at
+                for claim_id, at in ledger.exposures.items()
+                if at > horizon or (claim_id in claims and claims[claim_id].active_at(moment))
+            }
         if ledger.seen or ledger.orders or ledger.tickets or ledger.exposures:
             ledger.compact_at = moment + self._lookback
             heapq.heappush(self._heap, (ledger.compact_at, ledger.customer_id, _LEDGER_PASS))
@@ -376,7 +408,7 @@ class PromiseEngine:
     ) -> AlignmentEvent:
         customer_id = ledger.customer_id
         return AlignmentEvent(  # positional: this is the most frequent output
-            alignment_id(kind_of_event, customer_id, promise.promise_id, reason),
+            alignment_id(kind_of_event, customer_id, promise.promise_id, reason or ""),
             kind_of_event,
             customer_id,
             at,
@@ -826,12 +858,7 @@ class PromiseEngine:
         catalog = self._catalog
         catalog.seen[event.event_id] = event.occurred_at
         catalog.last_at = max(catalog.last_at, event.occurred_at)
-        horizon = self._clock - self._dedupe_window
-        while catalog.seen:
-            oldest = next(iter(catalog.seen))
-            if catalog.seen[oldest] >= horizon:
-                break
-            del catalog.seen[oldest]
+        _forget_seen_before(catalog.seen, self._clock - self._dedupe_window)
         if isinstance(event, StockChanged):
             self._on_stock(event, out)
         elif isinstance(event, ClaimPublished):
