@@ -41,6 +41,9 @@ class Benchmark:
     figures: tuple[Figure, ...]
 
 
+ONE_WORKER = "worker, 1 process (events/s)"
+TWO_WORKERS = "worker, 2 processes (events/s)"
+
 BENCHMARKS = (
     Benchmark(
         "replay.py",
@@ -64,7 +67,7 @@ BENCHMARKS = (
         ("--events", "3000"),
         (
             Figure("raw consume + decode (records/s)", r"raw consume \+ decode\s+([\d,]+)"),
-            Figure("worker, 1 process (events/s)", r"worker x1[^\d]+([\d,]+)", ">= 20,000"),
+            Figure(ONE_WORKER, r"worker x1[^\d]+([\d,]+)", ">= 20,000"),
             Figure("worker / raw ratio", r"ratio worker / raw\s+([\d.]+)", ">= 0.6"),
         ),
     ),
@@ -72,7 +75,7 @@ BENCHMARKS = (
         "worker.py",
         ("--events", "60000", "--workers", "2", "--deadline", "600"),
         ("--events", "3000", "--workers", "2", "--deadline", "120"),
-        (Figure("worker, 2 processes (events/s)", r"worker x2[^\d]+([\d,]+)", ">= 1.6 x one worker"),),
+        (Figure(TWO_WORKERS, r"worker x2[^\d]+([\d,]+)", ">= 1.6 x one worker"),),
     ),
     Benchmark(
         "sink.py",
@@ -118,6 +121,16 @@ def run(benchmark: Benchmark, short: bool) -> dict[str, str]:
     return found
 
 
+def _scaling(values: dict[str, str]) -> tuple[str, str, str]:
+    """Two workers' rate over one's, from the two figures of the same run."""
+    name = "2 workers / 1 worker"
+    try:
+        ratio = float(values[TWO_WORKERS].replace(",", "")) / float(values[ONE_WORKER].replace(",", ""))
+    except (KeyError, ValueError, ZeroDivisionError):
+        return name, "not measured", ">= 1.6"
+    return name, f"{ratio:.2f}", ">= 1.6"
+
+
 def machine() -> str:
     meminfo = Path("/proc/meminfo").read_text().splitlines()
     memory_kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
@@ -139,6 +152,8 @@ def main() -> int:
         figures = run(benchmark, options.short)
         rows += [(figure.name, figures[figure.name], figure.goal) for figure in benchmark.figures]
         print(f"{benchmark.script} {' '.join(benchmark.short if options.short else benchmark.full)}: done")
+    after_two_workers = next(n for n, (name, _, _) in enumerate(rows) if name == TWO_WORKERS) + 1
+    rows.insert(after_two_workers, _scaling({name: value for name, value, _ in rows}))
     width = max(len(name) for name, _, _ in rows)
     print()
     for name, value, goal in rows:
