@@ -204,7 +204,9 @@ class Correlator:
         """
         for number, partition in self._partitions.items():
             changes = list(self._changes(number, partition))
-            if len(changes) > 1:  # one record is written whole or not at all
+            # Even a lone change gets one: a journal left from an earlier batch would otherwise be laid
+            # over it when the partition is loaded.
+            if changes:
                 for key, value in journal_records(number, changes):
                     yield number, key, value
             for key, value in changes:

@@ -130,3 +130,26 @@ def test_a_crash_in_the_middle_of_a_batchs_state_write_changes_no_output() -> No
         _write(store, changes)
         before.append(produced)
     assert crashes >= 20
+
+
+def test_a_later_batch_with_one_change_is_not_undone_by_the_journal_before_it() -> None:
+    records = _records(days=10)
+    store: dict[bytes, bytes] = {}
+    correlator = _correlator(store)
+    _run(correlator, records[: len(records) // 2], store)  # many changes, journaled; promises still open
+    clock = correlator.clock(0)
+    assert clock is not None
+    # The idle clock, an hour at a time, until one deadline changes one ledger and nothing else.
+    for hours in range(1, 24 * 30):
+        produced = Produced()
+        correlator.advance(0, clock + hours * 3_600_000 + 5 * 60_000, produced)
+        changes = list(correlator.take_state_changes())
+        _write(store, changes)
+        if produced.alignment and sum(not key.startswith(b"j:") for _, key, _ in changes) == 1:
+            break
+    else:
+        raise AssertionError("no deadline changed a single ledger")
+    restarted = _correlator(store)
+    again = Produced()
+    restarted.advance(0, clock + hours * 3_600_000 + 5 * 60_000, again)
+    assert again.alignment == []  # the store holds what fired: nothing fires twice
