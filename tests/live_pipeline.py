@@ -159,11 +159,16 @@ def broken_commitment_story(customer: str, start: int) -> list[dict[str, Any]]:
     ]
 
 
+def metric_sum(page: str, sample: str) -> float:
+    """A sample's value in a Prometheus text page, summed over its labels."""
+    families = text_string_to_metric_families(page)
+    return sum(s.value for family in families for s in family.samples if s.name == sample)
+
+
 def worker_metric(web_port: int, sample: str) -> float:
     """A sample's value on a worker's Prometheus page, summed over its labels."""
     with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=5) as response:
-        families = text_string_to_metric_families(response.read().decode())
-        return sum(s.value for family in families for s in family.samples if s.name == sample)
+        return metric_sum(response.read().decode(), sample)
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.5) -> None:

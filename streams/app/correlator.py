@@ -257,11 +257,15 @@ class Correlator:
             record = orjson.loads(value)
             if record["p"] == number:
                 records[key] = record
+        ledgers, catalogs = _TrackedLedgers(), _TrackedLedgers()
         # What a crash kept from the store is still owed to it: the next write repeats those changes.
         owed = completed_journal(self._store, number)
         for key, value in owed:
             records[key] = None if value is None else orjson.loads(value)
-        ledgers, catalogs = _TrackedLedgers(), _TrackedLedgers()
+            if key.startswith(_LEDGER_PREFIX):
+                ledgers.dirty.add(key[len(_LEDGER_PREFIX) :].decode())
+            elif key.startswith(_CATALOG_PREFIX):
+                catalogs.dirty.add(CATALOG_KEY)
         applied_to: dict[str, int] = {}
         for key, record in records.items():
             if record is None:
@@ -273,11 +277,6 @@ class Correlator:
                 dict.__setitem__(catalogs, CATALOG_KEY, Catalog.from_dict(record["catalog"]))
             elif key.startswith(_PROGRESS_PREFIX):
                 applied_to = record["applied_to"]
-        for key, _ in owed:
-            if key.startswith(_LEDGER_PREFIX):
-                ledgers.dirty.add(key[len(_LEDGER_PREFIX) :].decode())
-            elif key.startswith(_CATALOG_PREFIX):
-                catalogs.dirty.add(CATALOG_KEY)
         # The engine derives its clock, deadline queue and stockout index from these records.
         engine = PromiseEngine(self._config, ledgers=ledgers, catalogs=catalogs)
         return _Partition(engine, ledgers, catalogs, applied_to, progressed=bool(owed))

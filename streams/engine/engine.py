@@ -185,14 +185,7 @@ class PromiseEngine:
             return out
         occurred_at = event.occurred_at
         if occurred_at > self._clock:
-            # _advance, inlined: nearly every event moves the clock, few pass a mark.
-            self._clock = occurred_at
-            limit = occurred_at - self._grace
-            if limit > self._watermark:
-                self._watermark = limit
-                heap = self._heap
-                if heap and heap[0][0] < limit:
-                    self._fire_until(limit, out)
+            self._advance(occurred_at, out)
             if self._dirty:  # deadlines fired: this customer's record may have changed or gone
                 ledger = self._dirty.pop(customer_id, None) or ledgers.get(customer_id)
                 self._flush()
@@ -204,10 +197,8 @@ class PromiseEngine:
         if occurred_at > ledger.last_at:
             ledger.last_at = occurred_at
         horizon = self._clock - self._dedupe_window
-        for oldest_at in seen.values():  # the oldest id is almost always still inside the window
-            if oldest_at < horizon:
-                _forget_seen_before(seen, horizon)
-            break
+        if next(iter(seen.values())) < horizon:  # the oldest id is almost always still inside the window
+            _forget_seen_before(seen, horizon)
         if ledger.compact_at is None:
             ledger.compact_at = self._clock + self._lookback
             heapq.heappush(self._heap, (ledger.compact_at, ledger.customer_id, _LEDGER_PASS))

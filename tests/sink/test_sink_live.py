@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 from clickhouse_driver import Client
-from prometheus_client.parser import text_string_to_metric_families
 
 from streams import codec
 from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC
 from tests.clickhouse_engines import pipeline_client
-from tests.live_pipeline import wait_for
+from tests.live_pipeline import metric_sum, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -53,16 +52,6 @@ def _publish(pipeline: Any, numbers: range) -> None:
             publisher.send_raw(ALERTS_TOPIC, codec.encode_alert(_alert(n)), body["customer_id"].encode())
     publisher.flush()
     publisher.close()
-
-
-def _gauge(metrics: str, name: str) -> float:
-    """The sum of a metric's samples in a Prometheus text page."""
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(metrics)
-        for sample in family.samples
-        if sample.name == name
-    )
 
 
 def _counts(client: Client) -> tuple[int, int, int]:
@@ -114,7 +103,7 @@ def test_clickhouse_down_loses_nothing_and_the_lag_shows(
         metrics = urllib.request.urlopen("http://127.0.0.1:19108/metrics", timeout=5).read().decode()
         assert "ledger_sink_clickhouse_up 0.0" in metrics
         # the sink stopped reading while it retries: the backlog waits in Kafka, and the metrics show it
-        backlog = _gauge(metrics, "ledger_sink_backlog_records")
+        backlog = metric_sum(metrics, "ledger_sink_backlog_records")
         assert backlog >= 1_500, metrics
     finally:
         clickhouse.up()
