@@ -53,7 +53,7 @@ def publish(settings: Settings, records: list[EncodedEvent]) -> int:
     for record in records:
         publisher.send_encoded(record)
     publisher.flush()
-    publisher.close()
+    publisher.close(hand_over=False)  # the only publisher of the run: nothing comes after it
     return len(records)
 
 
