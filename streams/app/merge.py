@@ -7,8 +7,9 @@ smallest timestamp of the partition's buffered records and every other input top
 has a record buffered, or is read to its end. A topic known to hold records not fetched yet is always
 waited for; only one whose end is unknown (no fetch answered yet) stops being waited for after
 ``max_wait_s``. Timestamps are the records'
-Kafka timestamps (producer CreateTime); ``streams.publish`` makes them strictly increasing, so the
-merge reproduces exactly the order the events were published in, which is the order ``replay`` reads.
+Kafka timestamps (producer CreateTime); ``streams.publish`` makes them strictly increasing, also
+from one publisher to the next one opened after it closed, so the merge reproduces exactly the order
+the events were published in, which is the order ``replay`` reads.
 """
 
 from __future__ import annotations
