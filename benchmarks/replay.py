@@ -6,13 +6,17 @@ Usage: PYTHONPATH=. python benchmarks/replay.py [--events 1000000] [--promises 2
 2. Times ``promise-ledger replay FILE --until ...`` in a child process, output to /dev/null: JSON
    parsing, validation, the engine and output serialisation all count. Prints events/s and the
    child's peak RSS.
-3. Opens ``--promises`` DELIVERY promises (the largest kind) on customers that already exist and
+3. Splits the same work by stage, in this process, over the first ``--split`` events: parsing and
+   validating the lines, the engine alone, and writing the outputs as JSON. Prints each stage's cost
+   per event: parsing plus writing bound what replay can reach however fast the engine gets.
+4. Opens ``--promises`` DELIVERY promises (the largest kind) on customers that already exist and
    measures, with tracemalloc, what the engine's state grew by per open promise.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import os
 import resource
@@ -21,6 +25,8 @@ import sys
 import tempfile
 import time
 import tracemalloc
+
+import orjson
 
 from streams.contract import decoded_to_json_line, event_from_json_line, ms_to_iso
 from streams.engine import PromiseEngine
@@ -54,6 +60,26 @@ def time_replay(path: str) -> tuple[float, int, int]:
         raise SystemExit(f"replay failed ({result.returncode}): {result.stderr.decode()[:500]}")
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return elapsed, peak_kib, result.returncode
+
+
+def stage_costs(path: str, events: int) -> tuple[float, float, float]:
+    """Microseconds per event of (parsing + validation, the engine, JSON output) over ``events``."""
+    with open(path, "rb") as handle:
+        lines = list(itertools.islice(handle, events))
+    gc.freeze()  # as replay does: the engine's long-lived state need not be traced by the collector
+    started = time.perf_counter()
+    parsed = [event_from_json_line(line) for line in lines]
+    parsing = time.perf_counter() - started
+    engine = PromiseEngine()
+    started = time.perf_counter()
+    outputs = [alignment for event in parsed for alignment in engine.process(event)]
+    processing = time.perf_counter() - started
+    started = time.perf_counter()
+    for alignment in outputs:
+        orjson.dumps(alignment)
+    writing = time.perf_counter() - started
+    gc.unfreeze()
+    return tuple(seconds / len(lines) * 1e6 for seconds in (parsing, processing, writing))  # type: ignore[return-value]
 
 
 def _line(type_name: str, fields: str, number: int, customer: int, day: int = 0) -> bytes:
@@ -105,6 +131,7 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--promises", type=int, default=20_000)
+    parser.add_argument("--split", type=int, default=200_000, help="events timed stage by stage")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "events.jsonl")
@@ -113,8 +140,13 @@ def main() -> None:
         size_mb = os.path.getsize(path) / 1e6
         print(f"generated {events:,} events ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f} s")
         elapsed, peak_kib, _ = time_replay(path)
+        parsing, processing, writing = stage_costs(path, min(args.split, events))
     print(f"replay: {events:,} events in {elapsed:.2f} s = {events / elapsed:,.0f} events/s (one process)")
     print(f"replay peak RSS: {peak_kib / 1024:.0f} MiB")
+    print(
+        f"replay stages per event: parse+validate {parsing:.1f} us, engine {processing:.1f} us, "
+        f"JSON output {writing:.1f} us; without the engine at most {1e6 / (parsing + writing):,.0f} events/s"
+    )
     with_dedupe, without_dedupe = memory_per_open_promise(args.promises)
     print(
         f"memory per open promise ({args.promises:,} DELIVERY promises): {with_dedupe:,.0f} B "

@@ -51,6 +51,8 @@ BENCHMARKS = (
         ("--events", "20000", "--promises", "2000"),
         (
             Figure("replay throughput (events/s, one process)", r"= ([\d,]+) events/s", ">= 150,000"),
+            Figure("replay: the engine alone (µs/event)", r"engine ([\d.]+) us"),
+            Figure("replay without the engine, at most (events/s)", r"at most ([\d,]+) events/s"),
             Figure("replay peak RSS (MiB)", r"peak RSS: ([\d,]+) MiB"),
             Figure("memory per open promise (bytes)", r"DELIVERY promises\): ([\d,]+) B", "<= 1,024"),
         ),
@@ -69,6 +71,7 @@ BENCHMARKS = (
             Figure("raw consume + decode (records/s)", r"raw consume \+ decode\s+([\d,]+)"),
             Figure(ONE_WORKER, r"worker x1[^\d]+([\d,]+)", ">= 20,000"),
             Figure("worker / raw ratio", r"ratio worker / raw\s+([\d.]+)", ">= 0.6"),
+            Figure("Faust stream alone, no-op agent (records/s)", r"faust stream alone\s+([\d,]+)"),
         ),
     ),
     Benchmark(
@@ -85,6 +88,7 @@ BENCHMARKS = (
             Figure("raw ClickHouse insert (rows/s)", r"raw clickhouse-driver insert\s+([\d,]+)"),
             Figure("sink (rows/s)", r"sink \(consume, decode, insert\)\s*([\d,]+)"),
             Figure("sink / raw ratio", r"ratio sink / raw\s+([\d.]+)", ">= 0.5"),
+            Figure("ratio if only fastavro decode + raw insert", r"ceiling: decode \+ raw insert\s+([\d.]+)"),
         ),
     ),
     Benchmark(

@@ -10,6 +10,8 @@ Usage: PYTHONPATH=. python benchmarks/worker.py [--events 60000] [--workers 1]
    events/s, and the publisher's rate (a worker faster than it would be measured at its pace).
 3. Raw: an aiokafka consumer reads the same four department topics from the start and decodes every
    record with fastavro (the codec's decode). Prints records/s and the worker's ratio to it.
+4. Faust alone: a no-op Faust agent (faust_intake.py) reads the same topics the worker's way. Prints
+   records/s: what Faust's stream delivers before the worker does anything, a ceiling for step 2.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -80,6 +83,32 @@ async def read_raw(settings: Settings, total: int) -> float:
         return time.perf_counter() - started
     finally:
         await consumer.stop()
+
+
+def faust_alone(records: int, deadline_s: float) -> str:
+    """The line faust_intake.py prints once its no-op agent has received ``records`` records."""
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "benchmarks" / "faust_intake.py")],
+        env={**os.environ, "BENCH_RECORDS": str(records), "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        text=True,
+    )
+    try:
+        timer = threading.Timer(deadline_s, os.killpg, (process.pid, signal.SIGKILL))
+        timer.start()
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("faust stream alone"):
+                return line.rstrip()
+        raise SystemExit(f"the no-op Faust agent did not read {records:,} records within {deadline_s:.0f} s")
+    finally:
+        timer.cancel()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
 
 
 def worker_metrics(port: int) -> tuple[float, float]:
@@ -174,6 +203,7 @@ def main() -> None:
     print(f"raw consume + decode       {raw_rate:>10,.0f} records/s")
     print(f"worker x{options.workers} (engine, outputs) {rate:>10,.0f} events/s")
     print(f"ratio worker / raw         {rate / raw_rate:>10.2f}")
+    print(faust_alone(done, options.deadline))
 
 
 if __name__ == "__main__":
