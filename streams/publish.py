@@ -97,6 +97,10 @@ class EventPublisher:
         would otherwise stamp its first events earlier than this one's last, and consumers would merge
         them before those (a kill test saw a promise's keeping record merged after later events)."""
         self._producer.close()
-        ahead_s = (self._last_timestamp_ms + 1) / 1000 - time.time()
-        if hand_over and ahead_s > 0:
-            time.sleep(ahead_s)
+        if hand_over and self.ahead_of_clock_s:
+            time.sleep(self.ahead_of_clock_s)
+
+    @property
+    def ahead_of_clock_s(self) -> float:
+        """How far the last timestamp given is ahead of wall time: what ``close`` waits out."""
+        return max(0.0, (self._last_timestamp_ms + 1) / 1000 - time.time())

@@ -91,6 +91,11 @@ def _publish(schedule: list[tuple[float, dict[str, Any]]], rate: float | None) -
         console.print("interrupted: flushing what was sent")
     finally:
         publisher.flush()
+        if publisher.ahead_of_clock_s > 1:
+            console.print(
+                f"waiting {publisher.ahead_of_clock_s:.1f}s for the clock to pass the last timestamp, so "
+                "that whatever is published next is ordered after these events"
+            )
         publisher.close()
         elapsed = time.monotonic() - started
         console.print(f"published {published:,} of {len(schedule):,} events in {elapsed:.1f}s")
