@@ -1,7 +1,7 @@
 """Faust's own intake: a no-op agent over the four department topics, the worker's way (noack, events,
 ack each), to show what Faust's stream alone delivers on this machine: a ceiling for the worker.
 
-Usage: BENCH_RECORDS=N PYTHONPATH=. python benchmarks/faust_intake.py
+Usage: BENCH_RECORDS=N BENCH_DATA_DIR=DIR PYTHONPATH=. python benchmarks/faust_intake.py
 (run by benchmarks/worker.py over the records it published, which stops it once it has printed)
 
 The agent reads the topics from their start under a fresh consumer group and prints its rate from its
@@ -33,7 +33,7 @@ app = faust.App(
     topic_partitions=settings.partitions,
     consumer_auto_offset_reset="earliest",
     web_enabled=False,
-    datadir=f"/tmp/faust-intake-{uuid.uuid4().hex[:8]}",
+    datadir=os.environ["BENCH_DATA_DIR"],
 )
 raw = app.topic(*INPUT_TOPICS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 

@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -87,9 +88,15 @@ async def read_raw(settings: Settings, total: int) -> float:
 
 def faust_alone(records: int, deadline_s: float) -> str:
     """The line faust_intake.py prints once its no-op agent has received ``records`` records."""
+    data_dir = tempfile.TemporaryDirectory(prefix="faust-intake-")
     process = subprocess.Popen(
         [sys.executable, str(REPO / "benchmarks" / "faust_intake.py")],
-        env={**os.environ, "BENCH_RECORDS": str(records), "PYTHONPATH": str(REPO)},
+        env={
+            **os.environ,
+            "BENCH_RECORDS": str(records),
+            "BENCH_DATA_DIR": data_dir.name,
+            "PYTHONPATH": str(REPO),
+        },
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -109,6 +116,7 @@ def faust_alone(records: int, deadline_s: float) -> str:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
+        data_dir.cleanup()
 
 
 def worker_metrics(port: int) -> tuple[float, float]:
