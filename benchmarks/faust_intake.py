@@ -33,6 +33,7 @@ app = faust.App(
     topic_partitions=settings.partitions,
     consumer_auto_offset_reset="earliest",
     web_enabled=False,
+    topic_disable_leader=True,  # no leader topic left behind; the run's consumer group expires
     datadir=os.environ["BENCH_DATA_DIR"],
 )
 raw = app.topic(*INPUT_TOPICS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")

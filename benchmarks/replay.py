@@ -28,6 +28,7 @@ import tracemalloc
 
 import orjson
 
+from streams.cli.replay import _collect_rarely
 from streams.contract import decoded_to_json_line, event_from_json_line, ms_to_iso
 from streams.engine import PromiseEngine
 from streams.simulate import DEFAULT_START_MS, simulate_events
@@ -63,23 +64,29 @@ def time_replay(path: str) -> tuple[float, int, int]:
 
 
 def stage_costs(path: str, events: int) -> tuple[float, float, float]:
-    """Microseconds per event of (parsing + validation, the engine, JSON output) over ``events``."""
+    """Microseconds per event of (parsing + validation, the engine, JSON output) over ``events``,
+    with the collector set as replay sets it."""
     with open(path, "rb") as handle:
         lines = list(itertools.islice(handle, events))
-    gc.freeze()  # as replay does: the engine's long-lived state need not be traced by the collector
-    started = time.perf_counter()
-    parsed = [event_from_json_line(line) for line in lines]
-    parsing = time.perf_counter() - started
-    engine = PromiseEngine()
-    started = time.perf_counter()
-    outputs = [alignment for event in parsed for alignment in engine.process(event)]
-    processing = time.perf_counter() - started
-    started = time.perf_counter()
-    for alignment in outputs:
-        orjson.dumps(alignment)
-    writing = time.perf_counter() - started
-    gc.unfreeze()
-    return tuple(seconds / len(lines) * 1e6 for seconds in (parsing, processing, writing))  # type: ignore[return-value]
+    threshold = gc.get_threshold()
+    _collect_rarely()
+    try:
+        started = time.perf_counter()
+        parsed = [event_from_json_line(line) for line in lines]
+        parsing = time.perf_counter() - started
+        engine = PromiseEngine()
+        started = time.perf_counter()
+        outputs = [alignment for event in parsed for alignment in engine.process(event)]
+        processing = time.perf_counter() - started
+        started = time.perf_counter()
+        for alignment in outputs:
+            orjson.dumps(alignment)
+        writing = time.perf_counter() - started
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+    per_event_us = 1e6 / len(lines)
+    return parsing * per_event_us, processing * per_event_us, writing * per_event_us
 
 
 def _line(type_name: str, fields: str, number: int, customer: int, day: int = 0) -> bytes:

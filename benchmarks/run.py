@@ -66,7 +66,7 @@ BENCHMARKS = (
     Benchmark(
         "worker.py",
         ("--events", "60000"),
-        ("--events", "3000"),
+        ("--events", "3000", "--deadline", "120"),
         (
             Figure("raw consume + decode (records/s)", r"raw consume \+ decode\s+([\d,]+)"),
             Figure(ONE_WORKER, r"worker x1[^\d]+([\d,]+)", ">= 20,000"),
