@@ -28,7 +28,7 @@ import tracemalloc
 
 import orjson
 
-from streams.cli.replay import _collect_rarely
+from streams.cli.replay import collect_garbage_rarely
 from streams.contract import decoded_to_json_line, event_from_json_line, ms_to_iso
 from streams.engine import PromiseEngine
 from streams.simulate import DEFAULT_START_MS, simulate_events
@@ -69,7 +69,7 @@ def stage_costs(path: str, events: int) -> tuple[float, float, float]:
     with open(path, "rb") as handle:
         lines = list(itertools.islice(handle, events))
     threshold = gc.get_threshold()
-    _collect_rarely()
+    collect_garbage_rarely()
     try:
         started = time.perf_counter()
         parsed = [event_from_json_line(line) for line in lines]

@@ -316,15 +316,12 @@ def test_only_broken_and_contradiction_raise_alerts() -> None:
     assert alert_for(broken).group_key == "stockout:gadget"  # type: ignore[union-attr]
 
 
-def test_alignment_events_serialise_as_their_dict() -> None:
-    for event in run_fixture("attribution.jsonl", until=UNTIL):
-        assert orjson.loads(orjson.dumps(event)) == event.to_dict()
+def test_alignment_events_are_frozen_and_serialise_as_their_dict() -> None:
+    tone = AlignmentEvent("id", "TONE", "c-1", 5, phrases=["obviously"])
+    for event in [*run_fixture("attribution.jsonl", until=UNTIL), tone]:
+        # What replay writes, key order included.
+        assert orjson.dumps(event) == orjson.dumps(event.to_dict())
         with pytest.raises(dataclasses.FrozenInstanceError):
             event.reason = "changed"  # type: ignore[misc]
-
-
-def test_alignment_events_are_frozen_and_serialise_as_their_dict() -> None:
-    event = AlignmentEvent("id", "TONE", "c-1", 5, phrases=["obviously"])
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        event.at = 6  # type: ignore[misc]
-    assert orjson.dumps(event) == orjson.dumps(event.to_dict())  # what replay writes, key order included
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            event.at = 6  # type: ignore[misc]

@@ -104,9 +104,10 @@ def _publish(schedule: list[tuple[float, dict[str, Any]]], rate: float | None) -
 def _close_in_order(publisher: EventPublisher, console: Console) -> None:
     """Close once the clock has passed the last timestamp, so that what is published next is ordered
     after these events (a burst runs about a millisecond ahead per event)."""
-    if publisher.ahead_of_clock_s > 1:
+    ahead_s = publisher.ahead_of_clock_s
+    if ahead_s > 1:
         console.print(
-            f"waiting {publisher.ahead_of_clock_s:.1f}s for the clock to pass the last record timestamp, "
+            f"waiting {ahead_s:.1f}s for the clock to pass the last record timestamp, "
             "so that events published next are ordered after these (Ctrl-C skips)"
         )
     try:

@@ -266,22 +266,17 @@ class PromiseEngine:
         return promise.made_at + self._signoff
 
     def _next_mark(self, promise: Promise) -> int:
-        """The earliest of the due time, ``_near_at`` and ``_unapproved_at`` (inlined here: this runs
-        for every heap entry popped or pushed); the eviction time once the promise ended."""
+        """The earliest of the due time, ``_near_at`` and ``_unapproved_at``; the eviction time once
+        the promise ended."""
         if promise.state != OPEN:
             return promise.ended_at + self._lookback  # type: ignore[operator]
-        due_at = promise.due_at
-        made_at = promise.made_at
-        flags = promise.flags
-        mark = due_at
-        if not flags & NEAR_SENT and due_at > made_at:
-            near = made_at + int((due_at - made_at) * self._fraction)
-            if near < mark:
-                mark = near
-        if promise.kind == "DELIVERY" and not flags & (APPROVED | UNAPPROVED_SENT):
-            unapproved = made_at + self._signoff
-            if unapproved < mark:
-                mark = unapproved
+        mark = promise.due_at
+        near = self._near_at(promise)
+        if near is not None and near < mark:
+            mark = near
+        unapproved = self._unapproved_at(promise)
+        if unapproved is not None and unapproved < mark:
+            mark = unapproved
         return mark
 
     def _fire_mark(
