@@ -30,6 +30,7 @@ def run(
         out.extend(engine.process(event))
     if until is not None:
         out.extend(engine.advance_to(ms(until)))
+    out.extend(engine.drain())
     return out
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.contract import InputEvent, parse_event
-from streams.engine import AlignmentEvent, PromiseEngine
+from streams.engine import AlignmentEvent, EngineConfig, PromiseEngine
 
 HOUR = 3_600_000
 START = 1_772_323_200_000  # 2026-03-01T00:00:00Z
@@ -156,8 +156,8 @@ def time_ordered(global_events: list[InputEvent], customers: list[list[InputEven
     return merged
 
 
-def replay(events: list[InputEvent]) -> list[AlignmentEvent]:
-    engine = PromiseEngine()
+def replay(events: list[InputEvent], config: EngineConfig | None = None) -> list[AlignmentEvent]:
+    engine = PromiseEngine(config)
     out = []
     for event in events:
         out.extend(engine.process(event))
@@ -209,3 +209,25 @@ def test_every_promise_ends_exactly_once(world: Any) -> None:
     late = Counter((e.customer_id, e.promise_id) for e in out if e.type == "FULFILLED_LATE")
     assert set(late) <= broken and set(late.values()) <= {1}
     assert len({e.alignment_id for e in out}) == len(out)
+
+
+GRACE_HOURS = 3
+
+
+@settings(max_examples=120, deadline=None)
+@given(company(), st.lists(st.integers(0, GRACE_HOURS * HOUR), min_size=1, max_size=60), st.randoms())
+def test_any_arrival_within_the_grace_period_gives_the_output_of_time_order(
+    world: Any, delays: list[int], rng: Any
+) -> None:
+    """SPEC §4 "Arrival order": each event may arrive up to the grace period after its own time (so
+    before the clock passed it + grace), in any order across and within customers."""
+    config = EngineConfig(grace_seconds=GRACE_HOURS * 3600)
+    in_time_order = time_ordered(*world, ties=[])
+    arrival_keys = [
+        (event.occurred_at + delays[index % len(delays)], rng.random(), index)
+        for index, event in enumerate(in_time_order)
+    ]
+    arrivals = [in_time_order[index] for *_, index in sorted(arrival_keys)]
+    assert [e.to_dict() for e in replay(arrivals, config)] == [
+        e.to_dict() for e in replay(in_time_order, config)
+    ]

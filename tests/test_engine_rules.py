@@ -129,8 +129,9 @@ OUTLINES = [
         [
             ("COMPLAINT_ATTRIBUTED", "t-1", "SLOW_SERVICE"),
             (OPENED, "t-1:first-reply", None),
-            (KEPT, "t-1:first-reply", None),
+            # At 05:00 the callback promise and the reply: what makes a promise comes first at a tie.
             (OPENED, "sp-call", None),
+            (KEPT, "t-1:first-reply", None),
             (OPENED, "sp-refund", None),
             (KEPT, "sp-call", None),
             (AT_RISK, "sp-refund", "DEADLINE_NEAR"),
@@ -270,8 +271,10 @@ def test_style_and_tone() -> None:
     tones = [e for e in events if e.type == "TONE"]
     assert [(e.cause_event_id, e.phrases, e.agent_name) for e in tones] == [
         ("r-4", ["unfortunately", "I'm afraid", "our policy"], None),
-        ("r-5", ["unfortunately", "obviously", "wrong department"], "Hana"),
+        # c-no-rep's events come after the clock passed their time + grace: late, applied as they come,
+        # while r-5 (03:00) is still held back for arrivals within the grace period.
         ("n-2", ["obviously", "our procedure"], None),
+        ("r-5", ["unfortunately", "obviously", "wrong department"], "Hana"),
     ]
     assert len({e.alignment_id for e in tones}) == 3
 

@@ -59,12 +59,17 @@ def _replayed_outputs() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every alignment event and alert of the fixture, as the worker would publish them."""
     engine = PromiseEngine()
     events, alerts = [], []
-    for event in read_events([str(STORY)]):
-        for output in engine.process(event):
+
+    def publish(outputs: list[Any]) -> None:
+        for output in outputs:
             events.append(output.to_dict())
             alert = alert_for(output, engine.customer_value(output.customer_id or ""))
             if alert is not None:
                 alerts.append(alert.to_dict())
+
+    for event in read_events([str(STORY)]):
+        publish(engine.process(event))
+    publish(engine.drain())
     return events, alerts
 
 

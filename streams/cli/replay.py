@@ -177,7 +177,10 @@ def replay_files(
         handles = [stack.enter_context(open(path, "rb")) for path in paths]
         progress = _Progress(sum(os.fstat(handle.fileno()).st_size for handle in handles))
         stack.callback(progress.close)
+        stopped = False
         for path, handle in zip(paths, handles, strict=True):
+            if stopped:
+                break
             is_avro = handle.read(4) == AVRO_MAGIC
             handle.seek(0)
             entries = _avro_entries(handle, progress) if is_avro else _json_entries(handle, progress)
@@ -188,13 +191,15 @@ def replay_files(
                     sink.flush()
                     click.echo(f"{path}:{number}: {entry}", err=True)
                     if strict:
-                        return rejected
+                        stopped = True
+                        break
                     continue
                 out = process(entry)  # type: ignore[arg-type]
                 if out:
                     sink.write(out)
-        if until is not None:
+        if until is not None and not stopped:
             sink.write(engine.advance_to(until))
+        sink.write(engine.drain())  # the input has ended: nothing is held back for later arrivals
         sink.flush()
     return rejected
 

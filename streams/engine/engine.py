@@ -82,6 +82,33 @@ UNATTRIBUTED = "UNATTRIBUTED"
 _KIND_OF_FULFILMENT = {CallbackMade: "CALLBACK", RefundIssued: "REFUND"}
 
 Mark = tuple[int, str, str]
+#: (occurred_at, rank of its type at a tie, event_id, customer_id or "" for the catalog)
+Held = tuple[int, int, str, str]
+
+#: At one instant, what makes a promise comes before what changes it, which comes before what ends it.
+_RANK_AT_A_TIE: dict[type, int] = {
+    ClaimPublished: 0,
+    StockChanged: 1,
+    CustomerExposed: 2,
+    CommitmentMade: 3,
+    OrderPlaced: 3,
+    TicketOpened: 3,
+    ServicePromiseMade: 4,
+    CommitmentApproved: 5,
+    CommitmentAmended: 6,
+    OrderShipped: 7,
+    OrderDelivered: 7,
+    CallbackMade: 7,
+    RefundIssued: 7,
+    AgentReplied: 7,
+    TicketResolved: 8,
+    SatisfactionRated: 8,
+    ClaimWithdrawn: 9,
+}
+
+
+def _held_entry(event: InputEvent) -> Held:
+    return (event.occurred_at, _RANK_AT_A_TIE[type(event)], event.event_id, event.customer_id or "")
 
 
 def _forget_seen_before(seen: dict[str, int], horizon: int) -> None:
@@ -151,10 +178,12 @@ class PromiseEngine:
         catalog = self.catalogs.get(CATALOG_KEY)
         self._catalog = catalog if catalog is not None else Catalog()
         self._heap: list[Mark] = []
+        self._held: list[Held] = [_held_entry(event) for event in self._catalog.pending.values()]
         self._shipping_by_product: dict[str, set[tuple[str, str]]] = {}
         clock = self._catalog.last_at or _BEFORE_TIME
         for customer_id, ledger in self.ledgers.items():
             clock = max(clock, ledger.last_at)
+            self._held.extend(_held_entry(event) for event in ledger.pending.values())
             if ledger.compact_at is not None:
                 self._heap.append((ledger.compact_at, customer_id, _LEDGER_PASS))
             for promise in ledger.promises.values():
@@ -162,74 +191,143 @@ class PromiseEngine:
                 if promise.kind == "SHIPPING" and promise.state == OPEN:
                     self._index_shipping(customer_id, promise)
         heapq.heapify(self._heap)
+        heapq.heapify(self._held)
         self._clock = clock
         self._watermark = clock - self._grace if clock != _BEFORE_TIME else _BEFORE_TIME
 
     def process(self, event: InputEvent) -> list[AlignmentEvent]:
-        """Apply one input event; returns the alignment events it causes, deadlines it passed first."""
+        """Take one input event; returns the alignment events that became due (SPEC §4 "Arrival order").
+
+        An event is held back until the clock has passed its ``occurred_at`` plus grace, then applied in
+        time order, after every deadline before it: so any arrival order within the grace period gives
+        the output of time order. An event that arrives later than that is late (SPEC §5): it is applied
+        at once, judged at its own time for what is still open.
+        """
         out: list[AlignmentEvent] = []
         customer_id = event.customer_id
-        if customer_id is None:
-            catalog = self._catalog
-            if event.event_id in catalog.seen:
-                return out
-            if event.occurred_at > self._clock:
-                self._advance(event.occurred_at, out)
-            self._on_global(event, out)
-            self._flush()
-            return out
-        ledgers = self.ledgers
-        ledger = ledgers.get(customer_id)
         event_id = event.event_id
-        if ledger is not None and event_id in ledger.seen:
-            return out
         occurred_at = event.occurred_at
-        if occurred_at > self._clock:
-            self._advance(occurred_at, out)
-            if self._dirty:  # deadlines fired: this customer's record may have changed or gone
-                ledger = self._dirty.pop(customer_id, None) or ledgers.get(customer_id)
-                self._flush()
-        if ledger is None:
-            ledger = CustomerLedger(sys.intern(customer_id))
-        # Remember the id for the dedupe window; a first event schedules the ledger's housekeeping.
-        seen = ledger.seen
-        seen[event_id] = occurred_at
-        if occurred_at > ledger.last_at:
-            ledger.last_at = occurred_at
-        horizon = self._clock - self._dedupe_window
-        if next(iter(seen.values())) < horizon:  # the oldest id is almost always still inside the window
-            _forget_seen_before(seen, horizon)
-        if ledger.compact_at is None:
-            ledger.compact_at = self._clock + self._lookback
-            heapq.heappush(self._heap, (ledger.compact_at, ledger.customer_id, _LEDGER_PASS))
-        # A customer event changes no other customer's record.
-        self._handlers[type(event)](ledger, event, out)
-        ledgers[customer_id] = ledger
+        if customer_id is None:
+            holder: CustomerLedger | Catalog = self._catalog
+            if event_id in holder.seen:
+                return out
+            holder.seen[event_id] = occurred_at
+            if occurred_at > holder.last_at:
+                holder.last_at = occurred_at
+            _forget_seen_before(holder.seen, self._clock - self._dedupe_window)
+        else:
+            ledgers = self.ledgers
+            ledger = ledgers.get(customer_id)
+            if ledger is not None and event_id in ledger.seen:
+                return out
+            if ledger is None:
+                ledger = CustomerLedger(sys.intern(customer_id))
+            # Remember the id for the dedupe window; a first event schedules the ledger's housekeeping.
+            seen = ledger.seen
+            seen[event_id] = occurred_at
+            if occurred_at > ledger.last_at:
+                ledger.last_at = occurred_at
+            horizon = self._clock - self._dedupe_window
+            if next(iter(seen.values())) < horizon:  # the oldest id is almost always inside the window
+                _forget_seen_before(seen, horizon)
+            if ledger.compact_at is None:
+                ledger.compact_at = max(self._clock, occurred_at) + self._lookback
+                heapq.heappush(self._heap, (ledger.compact_at, ledger.customer_id, _LEDGER_PASS))
+            holder = ledger
+        if occurred_at < self._watermark:
+            # Late: the clock passed its time plus grace before it arrived; applied as it comes.
+            self._apply(None if customer_id is None else holder, event, out)  # type: ignore[arg-type]
+        else:
+            holder.pending[event_id] = event
+            heapq.heappush(self._held, _held_entry(event))
+            self._store(holder)
+            if occurred_at > self._clock:
+                self._advance(occurred_at, out)
+        self._flush()
         return out
+
+    def _store(self, holder: CustomerLedger | Catalog) -> None:
+        if isinstance(holder, Catalog):
+            self.catalogs[CATALOG_KEY] = holder
+        else:
+            self.ledgers[holder.customer_id] = holder
 
     def advance_to(self, moment: int) -> list[AlignmentEvent]:
         """Declare input complete up to ``moment`` (``--until``, or the live worker's idle clock: wall
-        time minus grace): every deadline before it fires, without waiting for the grace period."""
+        time minus grace): every held event and every deadline before it is applied, in time order."""
         out: list[AlignmentEvent] = []
         if moment > self._clock:
             self._clock = moment
         if moment > self._watermark:
             self._watermark = moment
+            self._release_until(moment, out)
             self._fire_until(moment, out)
         self._flush()
         return out
+
+    def drain(self) -> list[AlignmentEvent]:
+        """The input has ended (a replay without ``--until``): apply every event still held back, in
+        time order, each after the deadlines before it; deadlines after the last event do not fire."""
+        out: list[AlignmentEvent] = []
+        if self._held:
+            last = max(entry[0] for entry in self._held)
+            self._release_until(last + 1, out)
+            if last > self._watermark:
+                self._watermark = last
+        self._flush()
+        return out
+
+    @property
+    def held_back(self) -> int:
+        """Events taken but not applied yet (waiting for the clock to pass their time plus grace)."""
+        return len(self._held)
 
     # ----------------------------------------------------------------------------------------------
     # time
 
     def _advance(self, moment: int, out: list[AlignmentEvent]) -> None:
-        """Move the clock forward to ``moment`` (later than it) and fire what the watermark passed."""
+        """Move the clock forward to ``moment`` (later than it); apply what the watermark passed."""
         self._clock = moment
         limit = moment - self._grace
         if limit > self._watermark:
             self._watermark = limit
+            if self._held and self._held[0][0] < limit:
+                self._release_until(limit, out)
             if self._heap and self._heap[0][0] < limit:
                 self._fire_until(limit, out)
+
+    def _release_until(self, limit: int, out: list[AlignmentEvent]) -> None:
+        """Apply the held events before ``limit`` in time order, each after every deadline before it."""
+        held = self._held
+        pop = heapq.heappop
+        while held and held[0][0] < limit:
+            occurred_at, _, event_id, customer_id = pop(held)
+            if self._heap and self._heap[0][0] < occurred_at:
+                self._fire_until(occurred_at, out)
+            if not customer_id:
+                event = self._catalog.pending.pop(event_id, None)
+                if event is not None:
+                    self._on_global(event, out)
+                continue
+            ledger = self._dirty.pop(customer_id, None) or self.ledgers.get(customer_id)
+            event = ledger.pending.pop(event_id, None) if ledger is not None else None
+            if event is not None:
+                self._apply(ledger, event, out)  # type: ignore[arg-type]
+            elif ledger is not None:
+                self._dirty[customer_id] = ledger
+
+    def _apply(self, ledger: CustomerLedger | None, event: InputEvent, out: list[AlignmentEvent]) -> None:
+        """Apply a customer event to its ledger (taken out of ``_dirty`` or the store by the caller)."""
+        customer_id = event.customer_id
+        if customer_id is None:
+            self._on_global(event, out)
+            return
+        if ledger is None:  # housekeeping forgot everything; the event starts a ledger again
+            ledger = CustomerLedger(sys.intern(customer_id))
+        self._flush()
+        # A customer event changes no other customer's record.
+        self._handlers[type(event)](ledger, event, out)
+        self.ledgers[customer_id] = ledger
 
     def _fire_until(self, limit: int, out: list[AlignmentEvent]) -> None:
         heap = self._heap
@@ -345,7 +443,9 @@ class PromiseEngine:
                 if at > horizon or (claim_id in claims and claims[claim_id].active_at(moment))
             }
         if ledger.seen or ledger.orders or ledger.tickets or ledger.exposures:
-            ledger.compact_at = moment + self._lookback
+            # From the watermark, not from the mark: a mark far in the past must not make the next
+            # passes step towards the present one lookback at a time.
+            ledger.compact_at = max(moment, self._watermark) + self._lookback
             heapq.heappush(self._heap, (ledger.compact_at, ledger.customer_id, _LEDGER_PASS))
         else:
             ledger.compact_at = None
@@ -700,7 +800,10 @@ class PromiseEngine:
             return
         self._open(ledger, promise, event.event_id, out)
         if ticket.replied:
-            self._fulfil(ledger, promise, event.occurred_at, event.event_id, out)
+            # The reply arrived first (the ticket was late): judged at the reply's own time.
+            replied_at = max(ticket.first_reply_at or 0, event.occurred_at)
+            self._catch_up(ledger, promise, replied_at, out)
+            self._fulfil(ledger, promise, replied_at, event.event_id, out)
 
     def _attribute(self, ledger: CustomerLedger, event: TicketOpened) -> AlignmentEvent:
         """Trace the complaint through its order and deal, else to recent trouble (SPEC §4)."""
@@ -758,6 +861,7 @@ class PromiseEngine:
         ticket.last_at = max(ticket.last_at, event.occurred_at)
         if not ticket.replied:
             ticket.replied = True
+            ticket.first_reply_at = event.occurred_at
             promise = ledger.promises.get(f"{event.ticket_id}:first-reply")
             if promise is not None:
                 self._catch_up(ledger, promise, event.occurred_at, out)
@@ -842,9 +946,6 @@ class PromiseEngine:
 
     def _on_global(self, event: InputEvent, out: list[AlignmentEvent]) -> None:
         catalog = self._catalog
-        catalog.seen[event.event_id] = event.occurred_at
-        catalog.last_at = max(catalog.last_at, event.occurred_at)
-        _forget_seen_before(catalog.seen, self._clock - self._dedupe_window)
         if isinstance(event, StockChanged):
             self._on_stock(event, out)
         elif isinstance(event, ClaimPublished):

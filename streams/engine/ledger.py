@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.contract import InputEvent, event_to_decoded, parse_event
+
 OPEN = 0
 KEPT = 1
 BROKEN = 2
@@ -84,6 +86,8 @@ class Ticket:
     deal_id: str | None = None
     last_at: int = 0
     replied: bool = False
+    #: when the first agent reply happened (it may be known before the TicketOpened arrives)
+    first_reply_at: int | None = None
     style_flagged: bool = False
     resolved: bool = False
     score: int | None = None
@@ -111,10 +115,13 @@ class CustomerLedger:
     #: when the next housekeeping pass over this ledger is due (None: none scheduled)
     compact_at: int | None = None
     last_at: int = 0
+    #: event_id -> event held back until the clock has passed its time plus grace (arrival order)
+    pending: dict[str, InputEvent] = field(default_factory=dict)
 
     def holds_nothing(self) -> bool:
         return not (
             self.promises
+            or self.pending
             or self.orders
             or self.tickets
             or self.exposures
@@ -135,6 +142,7 @@ class CustomerLedger:
             "seen": dict(self.seen),
             "compact_at": self.compact_at,
             "last_at": self.last_at,
+            "pending": _pending_to_list(self.pending),
         }
 
     @classmethod
@@ -152,6 +160,7 @@ class CustomerLedger:
             seen=dict(data["seen"]),
             compact_at=data["compact_at"],
             last_at=data["last_at"],
+            pending=_pending_from_list(data.get("pending", ())),
         )
 
 
@@ -188,6 +197,7 @@ class Catalog:
     stock: dict[str, int] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
     last_at: int = 0
+    pending: dict[str, InputEvent] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +205,7 @@ class Catalog:
             "stock": dict(self.stock),
             "seen": dict(self.seen),
             "last_at": self.last_at,
+            "pending": _pending_to_list(self.pending),
         }
 
     @classmethod
@@ -205,4 +216,14 @@ class Catalog:
             stock=dict(data["stock"]),
             seen=dict(data["seen"]),
             last_at=data["last_at"],
+            pending=_pending_from_list(data.get("pending", ())),
         )
+
+
+def _pending_to_list(pending: dict[str, InputEvent]) -> list[dict[str, Any]]:
+    return [event_to_decoded(event) for event in pending.values()]
+
+
+def _pending_from_list(items: Any) -> dict[str, InputEvent]:
+    events = [parse_event(item) for item in items]
+    return {event.event_id: event for event in events}

@@ -123,6 +123,7 @@ class ReplaySource:
             self._collect(engine, engine.process(event), collected)
         if self.until is not None:
             self._collect(engine, engine.advance_to(self.until), collected)
+        self._collect(engine, engine.drain(), collected)
         return collected
 
     @staticmethod
