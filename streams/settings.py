@@ -92,8 +92,12 @@ class WorkerSettings:
     web_port: int = 6066
     batch_size: int = 2000
     batch_wait_s: float = 0.2
+    #: the idle clock moves only after the partition received nothing for this long (progress.py)
     idle_after_s: float = 2.0
-    merge_wait_s: float = 1.0
+    #: a producer's record is in the log within this long of its timestamp (progress.py)
+    delivery_bound_s: float = 1.0
+    #: how far ahead of wall time an occurred_at may be (SPEC §5); None: the engine's grace period
+    max_skew_s: float | None = None
     session_timeout_s: float = 10.0
     data_dir: str = str(Path.home() / ".cache" / "promise-ledger" / "worker")
     engine_config_path: str | None = None
@@ -113,7 +117,8 @@ def worker_settings() -> WorkerSettings:
         batch_size=int(env("PL_WORKER_BATCH_SIZE", "2000")),
         batch_wait_s=float(env("PL_WORKER_BATCH_WAIT_S", "0.2")),
         idle_after_s=float(env("PL_IDLE_AFTER_S", "2.0")),
-        merge_wait_s=float(env("PL_MERGE_WAIT_S", "1.0")),
+        delivery_bound_s=float(env("PL_DELIVERY_BOUND_S", "1.0")),
+        max_skew_s=float(env("PL_MAX_SKEW_S")) if env("PL_MAX_SKEW_S") else None,
         session_timeout_s=float(env("PL_SESSION_TIMEOUT_S", "10")),
         # Faust keeps a small data directory (tables' offsets); never the current directory.
         data_dir=env("PL_WORKER_DATA_DIR")

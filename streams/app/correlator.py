@@ -74,10 +74,15 @@ class Produced:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Input the clock must never trust: one event stamped next year would break every promise."""
+    """Input the live clock must never trust (SPEC §5 "producer skew"): an event stamped ahead of wall
+    time by more than this would move its partition's clock and break other customers' promises."""
 
-    max_future_ms: int = 24 * 3_600_000
-    max_past_ms: int = 5 * 365 * 24 * 3_600_000
+    max_future_ms: int = 5 * 60_000
+
+    @classmethod
+    def for_skew(cls, max_skew_s: float | None, config: EngineConfig) -> Limits:
+        """The configured skew, by default the engine's grace period."""
+        return cls(config.grace_ms if max_skew_s is None else int(max_skew_s * 1000))
 
 
 class _TrackedLedgers(dict[str, Any]):
@@ -162,10 +167,11 @@ class Correlator:
                 return self._dead_letter(
                     record, "key_mismatch", "key is not the event's customer_id", produced
                 )
-        now = self._wall_clock_ms()
-        if not now - self._limits.max_past_ms <= event.occurred_at <= now + self._limits.max_future_ms:
-            detail = f"occurred_at {event.occurred_at} ms is implausible"
-            return self._dead_letter(record, "timestamp_out_of_range", detail, produced)
+        ahead_ms = event.occurred_at - self._wall_clock_ms()
+        if ahead_ms > self._limits.max_future_ms:
+            # Not applied, so its event_id is not used up: redriven once its time has come, it counts.
+            detail = f"occurred_at is {ahead_ms / 1000:.0f} s ahead of the worker's clock"
+            return self._dead_letter(record, "timestamp_in_future", detail, produced)
         return event
 
     def advance(self, partition_number: int, wall_clock_ms: int, produced: Produced) -> None:

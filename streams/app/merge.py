@@ -4,9 +4,9 @@ Kafka orders records within a topic-partition only; a customer's commitment (sal
 complaint about it (service.events) sit in two partitions that a consumer fetches independently. Like
 Kafka Streams' merge of co-partitioned inputs (KIP-695), a record is released only when it has the
 smallest timestamp of the partition's buffered records and every other input topic of the partition
-has a record buffered, or is read to its end. A topic known to hold records not fetched yet is always
-waited for; only one whose end is unknown (no fetch answered yet) stops being waited for after
-``max_wait_s``. Timestamps are the records'
+has a record buffered, or is proven to hold nothing stamped at or before it: read to an end offset
+asked of the broker late enough (``progress.py``). There is no time limit: an unknown end is waited
+for, because a guess is what applied a backfill's records out of order. Timestamps are the records'
 Kafka timestamps (producer CreateTime); ``streams.publish`` makes them strictly increasing, also
 from one publisher to the next one opened after it closed, so the merge reproduces exactly the order
 the events were published in, which is the order ``replay`` reads.
@@ -16,28 +16,20 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from enum import Enum
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 
 
-class Fetched(Enum):
-    TO_THE_END = "to the end"
-    BEHIND = "behind"  # the broker holds records of it that are not fetched yet
-    UNKNOWN = "unknown"
-
-
 class PartitionMerger(Generic[Item]):
-    def __init__(self, topics: Sequence[str], max_wait_s: float = 1.0) -> None:
+    def __init__(self, topics: Sequence[str]) -> None:
         self._topics = tuple(topics)
-        self._max_wait_s = max_wait_s
-        # partition -> topic -> (timestamp_ms, arrival monotonic time, item)
-        self._buffers: dict[int, dict[str, deque[tuple[int, float, Item]]]] = {}
+        # partition -> topic -> (timestamp_ms, item)
+        self._buffers: dict[int, dict[str, deque[tuple[int, Item]]]] = {}
 
-    def add(self, partition: int, topic: str, timestamp_ms: int, arrived_at: float, item: Item) -> None:
+    def add(self, partition: int, topic: str, timestamp_ms: int, item: Item) -> None:
         buffers = self._buffers.setdefault(partition, {t: deque() for t in self._topics})
-        buffers[topic].append((timestamp_ms, arrived_at, item))
+        buffers[topic].append((timestamp_ms, item))
 
     def is_empty(self, partition: int) -> bool:
         buffers = self._buffers.get(partition)
@@ -50,10 +42,11 @@ class PartitionMerger(Generic[Item]):
     def partitions(self) -> list[int]:
         return sorted(self._buffers)
 
-    def release(self, partition: int, now: float, fetched: Callable[[str], Fetched]) -> Iterator[Item]:
+    def release(self, partition: int, complete_through: Callable[[str], int]) -> Iterator[Item]:
         """Items of the partition that can be applied now, oldest first.
 
-        ``fetched(topic)`` tells how far this partition of that topic has been fetched.
+        ``complete_through(topic)``: the timestamp up to which this partition of ``topic`` is proven
+        to hold no record not buffered yet (``progress.NOT_KNOWN`` if nothing is proven).
         """
         buffers = self._buffers.get(partition)
         if buffers is None:
@@ -66,14 +59,8 @@ class PartitionMerger(Generic[Item]):
             ]
             if not heads:
                 return
-            _, _, topic = min(heads)
-            _, arrived_at, item = buffers[topic][0]
-            waited_enough = now - arrived_at >= self._max_wait_s
+            timestamp_ms, _, topic = min(heads)
             for other, buffer in buffers.items():
-                if other == topic or buffer:
-                    continue
-                state = fetched(other)
-                if state is Fetched.BEHIND or (state is Fetched.UNKNOWN and not waited_enough):
-                    return  # a record of `other` published before this one may still be on its way
-            buffers[topic].popleft()
-            yield item
+                if other != topic and not buffer and complete_through(other) < timestamp_ms:
+                    return  # a record of `other` stamped before this one may still be on its way
+            yield buffers[topic].popleft()[1]

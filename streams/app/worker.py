@@ -25,9 +25,11 @@ from aiokafka.errors import KafkaError
 from faust.types import TP, EventT
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
-from streams.app.correlator import Correlator, Produced, SourceRecord
-from streams.app.merge import Fetched, PartitionMerger
+from streams.app.correlator import Correlator, Limits, Produced, SourceRecord
+from streams.app.merge import PartitionMerger
+from streams.app.progress import InputProgress
 from streams.app.sequence import OffsetSequencer, Verdict
+from streams.publish import MAX_AHEAD_MS
 from streams.settings import (
     ALERTS_TOPIC,
     ALIGNMENT_TOPIC,
@@ -81,13 +83,24 @@ def _wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
-correlator = Correlator(state.data, wall_clock_ms=_wall_clock_ms, config=tuning.engine_config)
-_started_at = time.monotonic()
-_last_input: dict[int, float] = {}  # partition -> monotonic time of its last input record
+engine_config = tuning.engine_config
+correlator = Correlator(
+    state.data,
+    wall_clock_ms=_wall_clock_ms,
+    config=engine_config,
+    limits=Limits.for_skew(tuning.max_skew_s, engine_config),
+)
 _revoked_engines: set[int] = set()  # partitions revoked while a batch was in flight
-_asked_ends: dict[TP, int] = {}  # end offsets asked of the broker before the consumer had fetched any
-merger: PartitionMerger[EventT] = PartitionMerger(INPUT_TOPICS, max_wait_s=tuning.merge_wait_s)
+merger: PartitionMerger[EventT] = PartitionMerger(INPUT_TOPICS)
+progress = InputProgress(
+    INPUT_TOPICS,
+    delivery_bound_ms=int(tuning.delivery_bound_s * 1000),
+    quiet_ms=int(tuning.idle_after_s * 1000),
+)
 sequencer = OffsetSequencer()
+#: how far ahead of its arrival a record's timestamp counts in the merge: a publisher's burst runs at
+#: most MAX_AHEAD_MS ahead; a producer whose clock is further ahead must not hold its topic for hours.
+_MERGE_AHEAD_MS = MAX_AHEAD_MS + int(tuning.delivery_bound_s * 1000)
 
 
 def _highwater(tp: TP) -> int | None:
@@ -99,24 +112,16 @@ def _highwater(tp: TP) -> int | None:
         return None
 
 
-def _caught_up(partition: int) -> bool:
-    """Every input topic's partition is read to its end, and has been quiet for ``idle_after_s``.
-
-    Until the consumer knows a partition's high-water mark, the answer is no: after a restart the
-    clock must not jump to wall time ahead of a backlog it has not read yet.
-    """
-    if time.monotonic() - _last_input.get(partition, _started_at) < tuning.idle_after_s:
-        return False
-    for topic in INPUT_TOPICS:
-        tp = TP(topic, partition)
-        highwater = _highwater(tp)
-        if highwater is None:
-            return False
-        lag = max(highwater - _fetch_position(tp), 0)
-        LAG.labels(topic, str(partition)).set(lag)
-        if lag:
-            return False
-    return True
+def _caught_up_at(partition: int) -> int | None:
+    """The wall time (ms) at which the partition is proven caught up and quiet (progress.py)."""
+    if not merger.is_empty(partition):
+        return None
+    positions = {topic: _fetch_position(TP(topic, partition)) for topic in INPUT_TOPICS}
+    for topic, position in positions.items():
+        end = progress.end(topic, partition)
+        if end is not None:
+            LAG.labels(topic, str(partition)).set(max(end - position, 0))
+    return progress.caught_up_at(partition, positions)
 
 
 async def _start_sequences(tps: set[TP], generation: int, now: float) -> bool:
@@ -199,35 +204,29 @@ async def _delivered(deliveries: list[Any]) -> None:
     await asyncio.gather(*deliveries)
 
 
-async def _ask_unknown_ends(partitions: list[int]) -> None:
-    """The merger may not wait long for a topic whose end is unknown; after a restart with a backlog,
-    the consumer's first fetch of some partitions can come late, so ask the broker for their ends.
-    Asked again for every batch: an end known from before the batch's records arrived could miss
-    records published just before them."""
-    _asked_ends.clear()
-    unknown = [
-        tp
-        for tp in (TP(topic, partition) for partition in partitions for topic in INPUT_TOPICS)
-        if _highwater(tp) is None
-    ]
-    if unknown:
-        try:
-            _asked_ends.update(await app.consumer.highwaters(*unknown))
-        except (KafkaError, AssertionError) as error:  # the merger's own time limit still applies
-            log.warning("could not ask for end offsets (%s)", type(error).__name__)
+async def _ask_ends(partitions: set[int]) -> None:
+    """Ask the broker for the end offsets of the partitions' input topics, noting when the request
+    went out: the merge and the idle clock trust only answers to requests sent after what they
+    conclude about (progress.py); the consumer's own high-water marks may predate a burst."""
+    assigned = app.consumer.assignment()
+    tps = [TP(topic, partition) for partition in sorted(partitions) for topic in INPUT_TOPICS]
+    tps = [tp for tp in tps if tp in assigned]
+    if not tps:
+        return
+    asked_at_ms = _wall_clock_ms()
+    try:
+        ends = await app.consumer.highwaters(*tps)
+    except (KafkaError, AssertionError) as error:  # nothing is concluded until an answer comes
+        log.warning("could not ask for end offsets (%s)", type(error).__name__)
+        return
+    progress.asked({(tp.topic, tp.partition): offset for tp, offset in ends.items()}, asked_at_ms)
 
 
-def _fetched(partition: int) -> Callable[[str], Fetched]:
-    def fetched(topic: str) -> Fetched:
-        tp = TP(topic, partition)
-        highwater = _highwater(tp)
-        if highwater is None:
-            highwater = _asked_ends.get(tp)
-        if highwater is None:
-            return Fetched.UNKNOWN
-        return Fetched.TO_THE_END if _fetch_position(tp) >= highwater else Fetched.BEHIND
+def _complete_through(partition: int) -> Callable[[str], int]:
+    def complete_through(topic: str) -> int:
+        return progress.complete_through(topic, partition, _fetch_position(TP(topic, partition)))
 
-    return fetched
+    return complete_through
 
 
 def _fetch_position(tp: TP) -> int:
@@ -245,6 +244,7 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
     applied: list[EventT] = []
     ticked: set[int] = set()
     now = time.monotonic()
+    now_ms = _wall_clock_ms()
     _drop_revoked_engines()
     generation = app.consumer_generation_id
     starting = {
@@ -265,6 +265,7 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
         tp = message.tp
         if not sequencer.knows(tp):
             continue  # revoked during a seek below: fetched again by whoever owns it now
+        progress.heard(message.partition, now_ms)
         verdict = sequencer.admit(tp, message.offset, now)
         if verdict is Verdict.PAST_A_GAP:
             await _fetch_again(tp, sequencer.rewind_to(tp, now), message.offset)
@@ -273,11 +274,12 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
             if message.offset < (correlator.applied_to(message.partition, message.topic) or 0):
                 applied.append(event)  # its first copy is applied: acking this one lets the commit move on
             continue
-        _last_input[message.partition] = now
-        merger.add(message.partition, message.topic, round(message.timestamp * 1000), now, event)
-    await _ask_unknown_ends(merger.partitions())
+        timestamp_ms = min(round(message.timestamp * 1000), now_ms + _MERGE_AHEAD_MS)
+        merger.add(message.partition, message.topic, timestamp_ms, event)
+    waiting = {partition for partition in merger.partitions() if not merger.is_empty(partition)}
+    await _ask_ends(waiting | ticked)
     for partition in merger.partitions():
-        for event in merger.release(partition, now, _fetched(partition)):
+        for event in merger.release(partition, _complete_through(partition)):
             message = event.message
             correlator.handle(
                 SourceRecord(message.topic, message.partition, message.offset, message.key, message.value),
@@ -285,8 +287,9 @@ async def _apply(stream: faust.StreamT[Any], batch: list[EventT]) -> None:
             )
             applied.append(event)
     for partition in sorted(ticked):
-        if merger.is_empty(partition) and _caught_up(partition):
-            correlator.advance(partition, _wall_clock_ms(), produced)
+        caught_up_at = _caught_up_at(partition)
+        if caught_up_at is not None:
+            correlator.advance(partition, caught_up_at, produced)
     await _publish(produced)
     await _persist_state()
     for event in applied:
@@ -358,6 +361,7 @@ async def _forget_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> No
     ASSIGNED.dec(len(partitions))
     # Their buffered records are the new owner's now: it fetches them again from the committed offset.
     merger.forget(partitions)
+    progress.forget(partitions)
     # A batch may be waiting on Kafka right now with changes to these partitions: the engines are
     # dropped (to be rebuilt from the store if the partitions come back) once it has persisted them.
     _revoked_engines.update(partitions)

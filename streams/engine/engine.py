@@ -267,13 +267,23 @@ class PromiseEngine:
 
     def drain(self) -> list[AlignmentEvent]:
         """The input has ended (a replay without ``--until``): apply every event still held back, in
-        time order, each after the deadlines before it; deadlines after the last event do not fire."""
+        time order, as late ones are (each catches up only the promises it touches; deadlines past the
+        watermark do not fire), so the output is what a live worker shows once those events are old."""
         out: list[AlignmentEvent] = []
-        if self._held:
-            last = max(entry[0] for entry in self._held)
-            self._release_until(last + 1, out)
-            if last > self._watermark:
-                self._watermark = last
+        held = self._held
+        while held:
+            _, _, event_id, customer_id = heapq.heappop(held)
+            if not customer_id:
+                event = self._catalog.pending.pop(event_id, None)
+                if event is not None:
+                    self._on_global(event, out)
+                continue
+            ledger = self._dirty.pop(customer_id, None) or self.ledgers.get(customer_id)
+            event = ledger.pending.pop(event_id, None) if ledger is not None else None
+            if event is not None:
+                self._apply(ledger, event, out)
+            elif ledger is not None:
+                self._dirty[customer_id] = ledger
         self._flush()
         return out
 

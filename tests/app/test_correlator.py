@@ -153,3 +153,40 @@ def test_a_later_batch_with_one_change_is_not_undone_by_the_journal_before_it() 
     again = Produced()
     restarted.advance(0, clock + hours * 3_600_000 + 5 * 60_000, again)
     assert again.alignment == []  # the store holds what fired: nothing fires twice
+
+
+def _ticket(event_id: str, customer: str, at: int) -> dict[str, Any]:
+    return {
+        "type": "TicketOpened",
+        "event_id": event_id,
+        "customer_id": customer,
+        "occurred_at": at,
+        "source": "zendesk",
+        "ticket_id": f"t-{event_id}",
+        "category": "OTHER",
+        "order_id": None,
+        "deal_id": None,
+        "text": None,
+    }
+
+
+def test_an_event_from_a_producer_clock_ahead_is_dead_lettered_and_moves_no_clock() -> None:
+    """SPEC §5: a record 23 h ahead must not break another customer's promise due in 10 h."""
+    correlator = Correlator({}, wall_clock_ms=lambda: NOW_MS)
+    produced = Produced()
+    records = [
+        _ticket("due-in-10h", "patient", NOW_MS - 14 * 3_600_000),  # first reply due in 10 h
+        _ticket("skewed", "other", NOW_MS + 23 * 3_600_000),
+        _ticket("within-skew", "third", NOW_MS + 4 * 60_000),  # inside the 5-minute default
+    ]
+    for offset, event in enumerate(records):
+        value = codec.encode(event)
+        correlator.handle(
+            SourceRecord("service.events", 0, offset, event["customer_id"].encode(), value), produced
+        )
+    (dead_letter,) = [codec.decode_dead_letter(value) for _, value in produced.dead_letters]
+    assert (dead_letter["reason"], dead_letter["offset"]) == ("timestamp_in_future", 1)
+    assert correlator.clock(0) == NOW_MS + 4 * 60_000
+    correlator.advance(0, NOW_MS, produced)
+    broken = [codec.decode_alignment(v) for _, v in produced.alignment]
+    assert [e["type"] for e in broken if e["type"] == "PROMISE_BROKEN"] == []
