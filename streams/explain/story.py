@@ -337,7 +337,7 @@ def _input_entry(event: Record, position: int, record: TraceRecord | None = None
     if record is not None:
         what, detail = _effect_detail(what, detail, record)
     elif event["type"] in ("OrderDelivered", "OrderShipped"):
-        detail += "; counted toward no promise"
+        detail += "; not counted toward any promise"
     # an input event comes before what the ledger concluded from it at the same instant
     order = (-1, f"{position:08d}")
     return Entry(event["occurred_at"], INPUT, what, detail, event, order, record.effect if record else None)
