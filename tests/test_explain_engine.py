@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from streams.contract import iso_to_ms
-from streams.engine import PromiseEngine, alert_for
+from streams.engine import PromiseEngine, TraceRecord, alert_for
 from streams.engine.ledger import BROKEN, KEPT
 from streams.explain import ReplaySource, Story, read_events, read_story
 from streams.report import read_scorecard
@@ -153,6 +153,18 @@ def _check_against_engine(story: Story, truth: dict[str, EngineTruth], *, publis
             if got != expected:
                 problems.append(f"{promise_id}: {name} {got!r} in the story, engine {expected!r}")
     return problems
+
+
+def test_the_trace_only_observes(company: Replayed) -> None:
+    """A traced replay emits exactly what an untraced one does, and each record is what it says."""
+    records: list[TraceRecord] = []
+    engine = PromiseEngine(trace=records.append)
+    traced = [o.to_dict() for event in read_events([str(company.path)]) for o in engine.process(event)]
+    assert traced == company.outputs
+    counted = {(r.customer_id, r.promise_id): r.fulfilled for r in records if r.effect == "COUNTED"}
+    assert counted and all(company.truth[c][p].fulfilled == n for (c, p), n in counted.items())
+    with pytest.raises(AttributeError):
+        records[0].effect = "KEPT"  # type: ignore[misc]
 
 
 def test_the_replayed_story_of_every_customer_is_the_engines(company: Replayed) -> None:
