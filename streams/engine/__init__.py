@@ -4,6 +4,7 @@ from streams.engine.alignment import ALIGNMENT_TYPES, Alert, AlignmentEvent, ale
 from streams.engine.config import ConfigError, EngineConfig, config_from_mapping, load_config
 from streams.engine.engine import CATALOG_KEY, PromiseEngine
 from streams.engine.ledger import Catalog, CustomerLedger
+from streams.engine.trace import TraceRecord
 
 __all__ = [
     "ALIGNMENT_TYPES",
@@ -15,6 +16,7 @@ __all__ = [
     "CustomerLedger",
     "EngineConfig",
     "PromiseEngine",
+    "TraceRecord",
     "alert_for",
     "alignment_id",
     "config_from_mapping",

@@ -68,6 +68,17 @@ from streams.engine.ledger import (
     Promise,
     Ticket,
 )
+from streams.engine.trace import (
+    AMENDED,
+    AMENDED_UNINFORMED,
+    APPROVAL,
+    COUNTED,
+    FULFILMENT,
+    STATE_NAMES,
+    UNCHANGED,
+    Trace,
+    TraceRecord,
+)
 
 CATALOG_KEY = "catalog"
 _BEFORE_TIME = -(2**62)
@@ -128,8 +139,11 @@ class PromiseEngine:
         config: EngineConfig | None = None,
         ledgers: MutableMapping[str, CustomerLedger] | None = None,
         catalogs: MutableMapping[str, Catalog] | None = None,
+        trace: Trace | None = None,
     ) -> None:
         self.config = config or EngineConfig()
+        #: told what each input event did to each promise (`streams.engine.trace`); None: nothing is
+        self._trace = trace
         self.ledgers: MutableMapping[str, CustomerLedger] = {} if ledgers is None else ledgers
         self.catalogs: MutableMapping[str, Catalog] = {} if catalogs is None else catalogs
         self._grace = self.config.grace_ms
@@ -613,6 +627,33 @@ class PromiseEngine:
         got = promise.fulfilled_features
         return all(feature in got for feature in promise.features)
 
+    def _touch(
+        self,
+        ledger: CustomerLedger,
+        promise: Promise,
+        event: InputEvent,
+        effect: str,
+        state: int,
+        previous_due_at: int | None = None,
+        previous_quantity: int | None = None,
+    ) -> None:
+        """Tell the trace (the caller checked there is one) what ``event`` did to ``promise``."""
+        self._trace(  # type: ignore[misc]
+            TraceRecord(
+                ledger.customer_id,
+                promise.promise_id,
+                event.event_id,
+                event.occurred_at,
+                effect,
+                STATE_NAMES[state],
+                promise.due_at,
+                promise.quantity,
+                promise.fulfilled,
+                previous_due_at,
+                previous_quantity,
+            )
+        )
+
     # ----------------------------------------------------------------------------------------------
     # customer events
 
@@ -665,30 +706,45 @@ class PromiseEngine:
     ) -> None:
         promise = self._open_delivery(ledger, event.commitment_id)
         if promise is None or promise.state != OPEN:
+            if promise is not None and self._trace is not None:
+                self._touch(ledger, promise, event, UNCHANGED, promise.state)
             return
         self._catch_up(ledger, promise, event.occurred_at, out)
         if promise.state == OPEN and not promise.flags & APPROVED:
             promise.flags |= APPROVED
             self._schedule(ledger, promise)
+            if self._trace is not None:
+                self._touch(ledger, promise, event, APPROVAL, OPEN)
+        elif self._trace is not None:
+            self._touch(ledger, promise, event, UNCHANGED, promise.state)
 
     def _on_amended(
         self, ledger: CustomerLedger, event: CommitmentAmended, out: list[AlignmentEvent]
     ) -> None:
         promise = self._open_delivery(ledger, event.commitment_id)
         if promise is None or promise.state != OPEN:
+            if promise is not None and self._trace is not None:
+                self._touch(ledger, promise, event, UNCHANGED, promise.state)
             return
         self._catch_up(ledger, promise, event.occurred_at, out)
         if promise.state != OPEN:
+            if self._trace is not None:
+                self._touch(ledger, promise, event, UNCHANGED, promise.state)
             return
         if not event.customer_informed:
+            if self._trace is not None:
+                self._touch(ledger, promise, event, AMENDED_UNINFORMED, OPEN)
             self._at_risk(
                 ledger, promise, "UNINFORMED_CHANGE", UNINFORMED_SENT, event.occurred_at, event.event_id, out
             )
             return
+        previous_due_at, previous_quantity = promise.due_at, promise.quantity
         if event.deliver_by is not None:
             promise.due_at = event.deliver_by
         if event.quantity is not None:
             promise.quantity = event.quantity
+        if self._trace is not None:
+            self._touch(ledger, promise, event, AMENDED, OPEN, previous_due_at, previous_quantity)
         if self._terms_met(promise):
             self._fulfil(ledger, promise, event.occurred_at, event.event_id, out)
         else:
@@ -732,6 +788,8 @@ class PromiseEngine:
                 continue
             self._catch_up(ledger, promise, event.occurred_at, out)
             promise.fulfilled += event.quantity
+            if self._trace is not None:
+                self._touch(ledger, promise, event, COUNTED, promise.state)
             if self._terms_met(promise):
                 self._fulfil(ledger, promise, event.occurred_at, event.event_id, out)
 
@@ -749,6 +807,8 @@ class PromiseEngine:
             promise.fulfilled += event.quantity
             if event.features:
                 promise.fulfilled_features = tuple(sorted({*promise.fulfilled_features, *event.features}))
+            if self._trace is not None:
+                self._touch(ledger, promise, event, COUNTED, promise.state)
             if self._terms_met(promise):
                 self._fulfil(ledger, promise, event.occurred_at, event.event_id, out)
 
@@ -762,6 +822,8 @@ class PromiseEngine:
         for promise in sorted(ledger.promises.values(), key=lambda p: (p.due_at, p.promise_id)):
             if promise.kind == kind and promise.ticket_id == event.ticket_id:
                 self._catch_up(ledger, promise, event.occurred_at, out)
+                if self._trace is not None:
+                    self._touch(ledger, promise, event, FULFILMENT, promise.state)
                 self._fulfil(ledger, promise, event.occurred_at, event.event_id, out)
 
     def _on_service_promise(
@@ -875,6 +937,8 @@ class PromiseEngine:
             promise = ledger.promises.get(f"{event.ticket_id}:first-reply")
             if promise is not None:
                 self._catch_up(ledger, promise, event.occurred_at, out)
+                if self._trace is not None:
+                    self._touch(ledger, promise, event, FULFILMENT, promise.state)
                 self._fulfil(ledger, promise, event.occurred_at, event.event_id, out)
         customer_id = ledger.customer_id
         if event.agent_name is None and ledger.rep_name and not ticket.style_flagged:

@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from streams.explain.story import ALERT, INPUT, LEDGER, Entry, PromiseStory, Story, when
+from streams.explain.story import ALERT, INPUT, LEDGER, Entry, PromiseStory, Story, duration, when
 
 _STATUS_STYLE = {"KEPT": "green", "BROKEN": "bold red", "AT_RISK": "yellow", "OPEN": "cyan"}
 _ORIGIN_STYLE = {INPUT: "dim", LEDGER: "", ALERT: "magenta"}
@@ -65,6 +65,8 @@ def _outcome(promise: PromiseStory) -> Text:
         text.append(f" ({promise.reason})")
     if promise.ended_at is not None:
         text.append(f" at {when(promise.ended_at)}")
+    if promise.late_by_s is not None:
+        text.append(f", fulfilled {duration(promise.late_by_s)} late")
     return text
 
 

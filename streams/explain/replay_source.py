@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from streams.codec import DecodeError, default_codec, read_container
@@ -15,7 +16,7 @@ from streams.contract import (
     event_to_decoded,
     parse_event,
 )
-from streams.engine import EngineConfig, PromiseEngine, alert_for
+from streams.engine import EngineConfig, PromiseEngine, TraceRecord, alert_for
 from streams.explain.story import Story, build_story
 
 AVRO_CONTAINER_MAGIC = b"Obj\x01"
@@ -72,11 +73,18 @@ class _Pass:
     ledger: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     claims: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: what the engine said each of the target's input events did to its promises
+    trace: list[TraceRecord] = field(default_factory=list)
     named_customer: str | None = None
 
     @property
     def found(self) -> bool:
         return bool(self.inputs or self.ledger)
+
+
+def _keep_target(target: str, kept: list[TraceRecord], record: TraceRecord) -> None:
+    if record.customer_id == target:
+        kept.append(record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +112,12 @@ class ReplaySource:
             collected.alerts,
             collected.inputs,
             collected.claims,
+            collected.trace,
         )
 
     def _replay(self, target: str, subject: str) -> _Pass:
         collected = _Pass(target, subject)
-        engine = PromiseEngine(self.config)
+        engine = PromiseEngine(self.config, trace=partial(_keep_target, target, collected.trace))
         for event in read_events(self.paths):
             customer_id = event.customer_id
             if customer_id is None:

@@ -1,9 +1,11 @@
 """One customer's ledger as a story: promises, complaints and what happened to each, in time order.
 
 The story is built from what the ledger said (alignment events and the alerts they raised) and, when the
-source has them, from the input events that caused it (terms, amendments, approvals, deliveries, replies).
-ClickHouse holds only the former; a replay of event files has both. Either way the same model and the
-same rendering are used, so `explain` reads alike with or without a stack.
+source has them, from the input events that caused it (terms, amendments, approvals, deliveries, replies)
+with what the engine made of each (its trace, `streams.engine.trace`). ClickHouse holds only the former;
+a replay of event files has all three. Either way the same model and the same rendering are used, so
+`explain` reads alike with or without a stack. No rule of the engine is repeated here: which promise an
+input event counted toward, and whether on time, is what the engine said while replaying it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.contract import ms_to_iso
+from streams.engine.trace import (
+    AMENDED,
+    AMENDED_UNINFORMED,
+    COUNTED,
+    FULFILMENT,
+    UNCHANGED,
+    TraceRecord,
+)
 
 Record = Mapping[str, Any]
 
@@ -82,6 +92,8 @@ class Entry:
     record: Record
     #: ties at one instant are broken by the order the pipeline produced them
     order: tuple[int, str] = (0, "")
+    #: for an input event: what the engine said it did to the promise (`streams.engine.trace`)
+    effect: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +102,7 @@ class Entry:
             "what": self.what,
             "detail": self.detail,
             "record": dict(self.record),
+            "effect": self.effect,
         }
 
 
@@ -105,6 +118,8 @@ class PromiseStory:
     reason: str | None = None
     ended_at: int | None = None
     opened_at: int | None = None
+    #: fulfilled after it broke: how long after the due time (it stays broken)
+    late_by_s: int | None = None
     complaints: list[str] = field(default_factory=list)
     timeline: list[Entry] = field(default_factory=list)
 
@@ -118,6 +133,7 @@ class PromiseStory:
             "status": self.status,
             "reason": self.reason,
             "ended_at": self.ended_at,
+            "late_by_s": self.late_by_s,
             "complaints": list(self.complaints),
             "timeline": [entry.to_dict() for entry in self.timeline],
         }
@@ -224,7 +240,7 @@ def _alert_entry(alert: Record) -> Entry:
 
 
 # --------------------------------------------------------------------------------------------------
-# what the source systems said (replay only)
+# what the source systems said (replay only), and what the engine made of it (its trace)
 
 
 def _features(features: Iterable[str] | None) -> str:
@@ -232,7 +248,8 @@ def _features(features: Iterable[str] | None) -> str:
     return f" with {', '.join(listed)}" if listed else ""
 
 
-def _input_detail(event: Record, due_at: int | None) -> tuple[str, str]:
+def _input_detail(event: Record) -> tuple[str, str]:
+    """The input event in words, as its source system said it; what it did is `_effect_detail`'s."""
     kind = event["type"]
     if kind == "CommitmentMade":
         price = event.get("unit_price")
@@ -250,22 +267,11 @@ def _input_detail(event: Record, due_at: int | None) -> tuple[str, str]:
             changes.append(f"deliver by {when(event['deliver_by'])}")
         if event.get("quantity") is not None:
             changes.append(f"quantity {event['quantity']}")
-        told = (
-            "customer informed: the new terms apply"
-            if event.get("customer_informed")
-            else "customer NOT informed: the original terms still hold"
-        )
-        return "amended", f"amended to {', '.join(changes) or 'no change'}; {told}"
+        return "amended", f"amended to {', '.join(changes) or 'no change'}"
     if kind in ("OrderDelivered", "OrderShipped"):
         verb = "delivered" if kind == "OrderDelivered" else "shipped"
         moved = f"{verb} {event['quantity']} × {event['product']}{_features(event.get('features'))}"
-        moved += f" (order {event['order_id']})"
-        if due_at is None:
-            return verb, moved
-        if event["occurred_at"] <= due_at:
-            return verb, f"{moved}; counted, on time"
-        late_by = (event["occurred_at"] - due_at) // 1000
-        return f"{verb} late", f"{moved}; came late, {duration(late_by)} after the due time"
+        return verb, f"{moved} (order {event['order_id']})"
     if kind == "OrderPlaced":
         amount = f", amount {event['amount']:.2f}" if event.get("amount") is not None else ""
         deal = f" for deal {event['deal_id']}" if event.get("deal_id") else ""
@@ -298,10 +304,43 @@ def _input_detail(event: Record, due_at: int | None) -> tuple[str, str]:
     return kind, kind
 
 
-def _input_entry(event: Record, position: int, due_at: int | None = None) -> Entry:
-    what, detail = _input_detail(event, due_at)
+def _came_late(record: TraceRecord) -> str:
+    return f"came late, {duration((record.at - record.due_at) // 1000)} after the due time"
+
+
+def _effect_detail(what: str, detail: str, record: TraceRecord) -> tuple[str, str]:
+    """What the engine says the input event did to the promise, added to the event in words."""
+    effect, state = record.effect, record.state
+    if effect == COUNTED:
+        if state == "BROKEN":
+            return f"{what} late", f"{detail}; {_came_late(record)}"
+        if state == "KEPT":
+            return what, f"{detail}; counted after the promise was kept"
+        return what, f"{detail}; counted, on time ({record.fulfilled} of {record.quantity} so far)"
+    if effect == FULFILMENT:
+        return (f"{what} late", f"{detail}; {_came_late(record)}") if state == "BROKEN" else (what, detail)
+    if effect == AMENDED:
+        moved = ""
+        if record.previous_due_at != record.due_at:
+            moved = f" (due {when(record.previous_due_at)} → {when(record.due_at)})"
+        return what, f"{detail}; customer informed: the new terms apply{moved}"
+    if effect == AMENDED_UNINFORMED:
+        return what, f"{detail}; customer NOT informed: the original terms still hold"
+    if effect == UNCHANGED:
+        why = "already signed off" if state == "OPEN" else f"the promise had already been {state.lower()}"
+        return what, f"{detail}; changed nothing ({why})"
+    return what, detail
+
+
+def _input_entry(event: Record, position: int, record: TraceRecord | None = None) -> Entry:
+    what, detail = _input_detail(event)
+    if record is not None:
+        what, detail = _effect_detail(what, detail, record)
+    elif event["type"] in ("OrderDelivered", "OrderShipped"):
+        detail += "; not counted toward any promise"
     # an input event comes before what the ledger concluded from it at the same instant
-    return Entry(event["occurred_at"], INPUT, what, detail, event, (-1, f"{position:08d}"))
+    order = (-1, f"{position:08d}")
+    return Entry(event["occurred_at"], INPUT, what, detail, event, order, record.effect if record else None)
 
 
 def _terms_of(commitment: Record) -> dict[str, Any]:
@@ -333,14 +372,20 @@ def build_story(
     alerts: Iterable[Record] = (),
     inputs: Iterable[Record] = (),
     claims: Mapping[str, Record] | None = None,
+    trace: Iterable[TraceRecord] = (),
 ) -> Story:
     """The customer's story from its alignment events and alerts, plus its input events if known.
 
-    ``claims`` are the ``ClaimPublished`` events by claim id, to show the marketing claim behind a promise.
+    Which promise an input event concerns, and what it counted for, come from the engine only: the
+    ``trace`` it recorded while replaying (`streams.engine.trace`) and the ``cause_event_id`` of its
+    alignment events. ``claims`` are the ``ClaimPublished`` events by claim id, to show the marketing
+    claim behind a promise.
     """
     promises: dict[str, PromiseStory] = {}
     complaints: dict[str, ComplaintStory] = {}
     other: list[Entry] = []
+    #: promise id -> (order key, due time) of the latest fact that carried the promise's due time
+    latest_due: dict[str, tuple[tuple[int, int, int], int]] = {}
     ledger_events = list(alignment_events)
 
     for position, event in enumerate(ledger_events):
@@ -356,7 +401,7 @@ def build_story(
                 promise.terms = _ledger_terms(event)
             promise.timeline.append(entry)
             if event.get("due_at") is not None:
-                promise.due_at = event["due_at"]
+                _note_due(latest_due, promise_id, (event["at"], entry.order[0], position), event["due_at"])
             _apply_outcome(promise, event)
         elif event["type"] == "COMPLAINT_ATTRIBUTED" and ticket_id:
             complaints[ticket_id] = ComplaintStory(
@@ -387,8 +432,14 @@ def build_story(
         promise = promises.get(alert.get("promise_id") or "")
         (promise.timeline if promise is not None else other).append(entry)
 
-    _attach_inputs(list(inputs), promises, complaints, other, claims or {})
+    records = [record for record in trace if record.customer_id == customer_id]
+    for position, record in enumerate(records):
+        # an input event's effect comes before what the ledger concluded from it at the same instant
+        _note_due(latest_due, record.promise_id, (record.at, -1, position), record.due_at)
+    _attach_inputs(list(inputs), ledger_events, records, promises, complaints, other, claims or {})
 
+    for promise_id, (_, due_at) in latest_due.items():
+        promises[promise_id].due_at = due_at
     for timeline in (
         *(p.timeline for p in promises.values()),
         *(c.timeline for c in complaints.values()),
@@ -409,6 +460,16 @@ def build_story(
     )
 
 
+def _note_due(
+    latest: dict[str, tuple[tuple[int, int, int], int]], promise_id: str, key: tuple[int, int, int], due: int
+) -> None:
+    """Keep the due time of the latest fact: the promise's terms as they stand now (the SQL view
+    ``promise_state`` takes the same: the due time of the latest alignment event)."""
+    known = latest.get(promise_id)
+    if known is None or key >= known[0]:
+        latest[promise_id] = (key, due)
+
+
 def _apply_outcome(promise: PromiseStory, event: Record) -> None:
     kind = event["type"]
     if kind == "PROMISE_OPENED":
@@ -419,24 +480,41 @@ def _apply_outcome(promise: PromiseStory, event: Record) -> None:
         promise.status = "KEPT" if kind == "PROMISE_KEPT" else "BROKEN"
         promise.reason = event.get("reason")
         promise.ended_at = event["at"]
+    elif kind == "FULFILLED_LATE":
+        promise.late_by_s = event.get("delay_s")
 
 
 def _attach_inputs(
     inputs: list[Record],
+    ledger_events: list[Record],
+    records: list[TraceRecord],
     promises: dict[str, PromiseStory],
     complaints: dict[str, ComplaintStory],
     other: list[Entry],
     claims: Mapping[str, Record],
 ) -> None:
-    """Put each input event on the promises (and complaint) it concerns; the rest under ``other``."""
-    deal_of_order = {e["order_id"]: e.get("deal_id") for e in inputs if e["type"] == "OrderPlaced"}
-    shown_claims: set[tuple[str, str]] = set()
+    """Put each input event on the promises the engine says it touched, on its complaint, else ``other``."""
+    effects: dict[str, dict[str, TraceRecord]] = {}
+    for record in records:
+        effects.setdefault(record.event_id, {})[record.promise_id] = record
+    caused: dict[str, dict[str, None]] = {}  # an ordered set of the promises each input event moved
+    for event in ledger_events:
+        cause, promise_id = event.get("cause_event_id"), event.get("promise_id")
+        if cause and promise_id:
+            caused.setdefault(cause, {})[promise_id] = None
     for position, event in enumerate(inputs):
-        targets = [p for p in promises.values() if _concerns(p, event, deal_of_order)]
+        event_id = event["event_id"]
+        touched = effects.get(event_id, {})
+        target_ids = [*touched, *(p for p in caused.get(event_id, ()) if p not in touched)]
+        if event["type"] == "CustomerExposed":  # the claim behind a promise, as the ledger named it
+            target_ids += [
+                p.promise_id for p in promises.values() if p.terms.get("claim_id") == event["claim_id"]
+            ]
+        targets = [promises[promise_id] for promise_id in target_ids if promise_id in promises]
         for promise in targets:
             if event["type"] == "CommitmentMade":
                 promise.terms = {**promise.terms, **_terms_of(event)}
-            promise.timeline.append(_input_entry(event, position, promise.due_at))
+            promise.timeline.append(_input_entry(event, position, touched.get(promise.promise_id)))
         ticket_id = event.get("ticket_id")
         complaint = complaints.get(ticket_id) if ticket_id else None
         if complaint is not None:
@@ -445,44 +523,12 @@ def _attach_inputs(
             complaint.timeline.append(_input_entry(event, position))
         if not targets and complaint is None:
             other.append(_input_entry(event, position))
+    for record in records:  # in the order the engine applied them: the last amendment's terms hold
+        promise = promises.get(record.promise_id)
+        if record.effect == AMENDED and promise is not None and "quantity" in promise.terms:
+            promise.terms = {**promise.terms, "quantity": record.quantity, "deliver_by": record.due_at}
     for promise in promises.values():
         claim_id = promise.terms.get("claim_id")
         claim = claims.get(claim_id) if claim_id else None
-        if claim is not None and (promise.promise_id, claim_id) not in shown_claims:
-            shown_claims.add((promise.promise_id, claim_id))
+        if claim is not None:
             promise.timeline.append(_input_entry(claim, -1))
-
-
-def _concerns(promise: PromiseStory, event: Record, deal_of_order: Mapping[str, str | None]) -> bool:
-    kind = event["type"]
-    terms = promise.terms
-    if kind in ("CommitmentMade", "CommitmentApproved", "CommitmentAmended"):
-        return event["commitment_id"] == promise.promise_id
-    if kind == "ServicePromiseMade":
-        return event["promise_id"] == promise.promise_id
-    if kind == "OrderDelivered":
-        deal_id = event.get("deal_id") or deal_of_order.get(event["order_id"])
-        return (
-            promise.kind == "DELIVERY"
-            and deal_id is not None
-            and terms.get("deal_id") == deal_id
-            and terms.get("product") == event["product"]
-        )
-    if kind == "OrderShipped":
-        return promise.kind == "SHIPPING" and terms.get("order_id") == event["order_id"]
-    if kind == "OrderPlaced":
-        if promise.kind == "SHIPPING":
-            return terms.get("order_id") == event["order_id"]
-        return (
-            promise.kind == "DELIVERY"
-            and event.get("deal_id") is not None
-            and terms.get("deal_id") == event["deal_id"]
-        )
-    if kind in ("CallbackMade", "RefundIssued"):
-        wanted = "CALLBACK" if kind == "CallbackMade" else "REFUND"
-        return promise.kind == wanted and terms.get("ticket_id") == event["ticket_id"]
-    if kind == "AgentReplied":
-        return promise.kind == "FIRST_REPLY" and terms.get("ticket_id") == event["ticket_id"]
-    if kind == "CustomerExposed":
-        return terms.get("claim_id") == event["claim_id"]
-    return False

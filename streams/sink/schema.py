@@ -85,7 +85,9 @@ PARTITION BY toYYYYMM(dead_lettered_at)
 ORDER BY (topic, partition, offset)
 """
 
-# One row per promise: how it stands now, derived from its alignment events.
+# One row per promise: how it stands now, derived from its alignment events. Its due time is the one its
+# latest event carried (an informed amendment can move it earlier): the latest by time, and at one
+# instant in the order the engine emits (opened, at risk, ended, fulfilled late), as `explain` reads it.
 PROMISE_STATE_VIEW = """
 CREATE VIEW IF NOT EXISTS promise_state AS
 SELECT
@@ -96,7 +98,10 @@ SELECT
     anyIf(campaign_id, campaign_id != '') AS campaign_id,
     anyIf(rep_name, rep_name != '') AS rep_name,
     minIf(at, type = 'PROMISE_OPENED') AS opened_at,
-    max(due_at_ms) AS due_at_ms,
+    argMaxIf(
+        due_at_ms,
+        at_ms * 4 + multiIf(type = 'PROMISE_OPENED', 0, type = 'AT_RISK', 1, type = 'FULFILLED_LATE', 3, 2),
+        due_at_ms != 0) AS due_at_ms,
     multiIf(
         countIf(type = 'PROMISE_BROKEN') > 0, 'BROKEN',
         countIf(type = 'PROMISE_KEPT') > 0, 'KEPT',
@@ -112,7 +117,8 @@ WHERE promise_id != ''
 GROUP BY promise_id
 """
 
-# The shared scorecard at its finest grain; scorecard_daily rolls it up per day and department.
+# The shared scorecard at its finest grain; scorecard_daily rolls it up per day and department. A promise
+# at risk counts once, on the day of its first AT_RISK (SPEC §6), whatever reasons and days followed.
 SCORECARD_DRILLDOWN_VIEW = """
 CREATE VIEW IF NOT EXISTS scorecard_drilldown AS
 SELECT
@@ -132,7 +138,7 @@ FROM
         countIf(type = 'PROMISE_OPENED') AS made_n,
         countIf(type = 'PROMISE_KEPT') AS kept_n,
         countIf(type = 'PROMISE_BROKEN') AS broken_n,
-        uniqExactIf(promise_id, type = 'AT_RISK') AS at_risk_n,
+        toUInt64(0) AS at_risk_n,
         toUInt64(0) AS complaints_n,
         countIf(type = 'TONE') AS tone_n,
         countIf(type = 'STYLE_MISMATCH') AS style_n,
@@ -148,6 +154,27 @@ FROM
         toUInt64(0) AS tone_n, toUInt64(0) AS style_n, toUInt64(0) AS recovered_n
     FROM alignment_events FINAL
     WHERE type = 'COMPLAINT_ATTRIBUTED'
+    GROUP BY day, department, campaign_id, rep_name, agent_name
+    UNION ALL
+    SELECT
+        toDate(first_at) AS day, first_department AS department, first_campaign_id AS campaign_id,
+        first_rep_name AS rep_name, first_agent_name AS agent_name,
+        toUInt64(0) AS made_n, toUInt64(0) AS kept_n, toUInt64(0) AS broken_n,
+        count() AS at_risk_n,
+        toUInt64(0) AS complaints_n, toUInt64(0) AS tone_n, toUInt64(0) AS style_n, toUInt64(0) AS recovered_n
+    FROM
+    (
+        -- distinct names: an alias equal to a column name would replace the column in WHERE
+        SELECT
+            min(at) AS first_at,
+            argMin(department, at_ms) AS first_department,
+            argMin(campaign_id, at_ms) AS first_campaign_id,
+            argMin(rep_name, at_ms) AS first_rep_name,
+            argMin(agent_name, at_ms) AS first_agent_name
+        FROM alignment_events FINAL
+        WHERE type = 'AT_RISK' AND department != '' AND promise_id != ''
+        GROUP BY customer_id, promise_id
+    )
     GROUP BY day, department, campaign_id, rep_name, agent_name
 )
 GROUP BY day, department, campaign_id, rep_name, agent_name

@@ -134,6 +134,45 @@ def test_promise_state_is_one_row_per_promise(engine: SqlEngine) -> None:
     }
 
 
+def test_a_promise_at_risk_counts_once_on_the_day_it_first_was(engine: SqlEngine) -> None:
+    apply_schema(engine)
+    risky = [
+        _event("r1", "PROMISE_OPENED", 1, promise_id="q1", due_at=_ms(5), **SALES_DELIVERY),
+        _event("r2", "AT_RISK", 2, promise_id="q1", reason="UNAPPROVED", due_at=_ms(5), **SALES_DELIVERY),
+        _event("r3", "AT_RISK", 3, promise_id="q1", reason="DEADLINE_NEAR", due_at=_ms(5), **SALES_DELIVERY),
+        _event("r4", "PROMISE_BROKEN", 5, promise_id="q1", reason="NOT_DELIVERED", **SALES_DELIVERY),
+        _event("r5", "PROMISE_OPENED", 1, promise_id="q2", due_at=_ms(4), **SALES_DELIVERY),
+        _event("r6", "AT_RISK", 3, promise_id="q2", reason="DEADLINE_NEAR", due_at=_ms(4), **SALES_DELIVERY),
+        _event(
+            "r7", "AT_RISK", 3, promise_id="q2", reason="UNINFORMED_CHANGE", due_at=_ms(4), **SALES_DELIVERY
+        ),
+    ]
+    for _ in range(2):  # a redelivered batch
+        engine.insert(ALIGNMENT_EVENTS.insert_statement, rows(ALIGNMENT_EVENTS, risky))
+    daily = engine.execute("SELECT day, at_risk FROM scorecard_daily WHERE at_risk > 0 ORDER BY day")
+    assert daily == [(date(2026, 3, 2), 1), (date(2026, 3, 3), 1)]  # q1 on day 2, q2 on day 3
+    (sales,) = read_scorecard(engine, date(2026, 3, 1))
+    assert (sales.made, sales.at_risk) == (2, 2)  # two promises at risk, not three promise-days
+    assert [row.at_risk for row in read_scorecard(engine, date(2026, 3, 3))] == [1]
+    by_rep = engine.execute("SELECT rep_name, sum(at_risk) FROM scorecard_drilldown GROUP BY rep_name")
+    assert by_rep == [("Dana", 2)]
+
+
+def test_promise_state_due_time_is_the_latest_events(engine: SqlEngine) -> None:
+    """An informed amendment moved the due time earlier: the events after it carry the new one."""
+    apply_schema(engine)
+    amended = [
+        _event("m1", "PROMISE_OPENED", 1, promise_id="q1", due_at=_ms(5), **SALES_DELIVERY),
+        _event("m2", "AT_RISK", 2, promise_id="q1", reason="DEADLINE_NEAR", due_at=_ms(3), **SALES_DELIVERY),
+        _event("m3", "PROMISE_BROKEN", 3, promise_id="q1", reason="SHORT", due_at=_ms(3), **SALES_DELIVERY),
+        _event("m4", "FULFILLED_LATE", 4, promise_id="q1", delay_s=86_400, due_at=_ms(3), **SALES_DELIVERY),
+    ]
+    engine.insert(ALIGNMENT_EVENTS.insert_statement, rows(ALIGNMENT_EVENTS, amended))
+    assert engine.execute("SELECT status, due_at_ms, late_by_s FROM promise_state") == [
+        ("BROKEN", _ms(3), 86_400)
+    ]
+
+
 def test_report_query_reads_the_scorecard_by_department(engine: SqlEngine) -> None:
     apply_schema(engine)
     _load_story_twice(engine)
