@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter
 
-from streams.sink.failures import Failure, classify
+from streams.sink.failures import Failure, classify, too_many_partitions
 from streams.sink.rows import SINK_DEAD_LETTERS, RowRefused, TableLayout
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,10 @@ class TableSink:
                     # Values travel as data in the native protocol, never spliced into the SQL text.
                     self._inserter.execute(self._layout.insert_statement, rows)
                 except Exception as error:
+                    if too_many_partitions(error) and len(rows) > 1:
+                        self._chunks.pop()
+                        self._halve(rows, sources)
+                        continue
                     if classify(error) is Failure.TRANSIENT:
                         raise
                     self._chunks.pop()
@@ -148,6 +152,9 @@ class TableSink:
             return
         # Halving finds k refused rows among n in about 2k·log2(n/k) inserts; a refused insert
         # writes nothing, so each half is tried whole.
+        self._halve(rows, sources)
+
+    def _halve(self, rows: list[Row], sources: list[Source | None]) -> None:
         middle = len(rows) // 2
         self._chunks.append((rows[middle:], sources[middle:]))
         self._chunks.append((rows[:middle], sources[:middle]))

@@ -83,6 +83,19 @@ TRANSIENT_CODES: frozenset[int] = frozenset(
 )
 
 
+def too_many_partitions(error: BaseException) -> bool:
+    """Current ClickHouse refuses an insert block spanning more than 100 partitions (months, here).
+
+    Not the data's fault, and not worth waiting for: the same rows in smaller inserts are taken.
+    It shares its code with "too many parts" (merges behind inserts), which waiting does cure.
+    """
+    return (
+        isinstance(error, errors.ServerException)
+        and error.code == _CODES.TOO_MANY_PARTS
+        and "partitions for single INSERT block" in (error.message or "")
+    )
+
+
 def classify(error: BaseException) -> Failure:
     if isinstance(error, errors.Error):
         # Checked before the encoding errors: the driver's own errors carry a code (its

@@ -89,20 +89,28 @@ class FakeConsumer:
 
 
 class FakeClickHouse:
-    """Keeps inserted rows per table; the first ``failures`` inserts raise ``error`` instead."""
+    """Keeps inserted rows per table; the first ``failures`` inserts (into ``failing_table``, or any)
+    raise ``error`` instead."""
 
-    def __init__(self, failures: int = 0, error: Callable[[], Exception] | None = None) -> None:
+    def __init__(
+        self,
+        failures: int = 0,
+        error: Callable[[], Exception] | None = None,
+        failing_table: str | None = None,
+    ) -> None:
         self.failures = failures
         self._error = error
+        self._failing_table = failing_table
         self.rows: dict[str, list[tuple[Any, ...]]] = {}
         self.attempts = 0
 
     def execute(self, query: str, params: Any = None, types_check: bool = False) -> None:
         self.attempts += 1
-        if self.failures > 0:
+        match = re.match(r"INSERT INTO (\w+)", query)
+        assert match, query
+        table = match.group(1)
+        if self.failures > 0 and self._failing_table in (None, table):
             self.failures -= 1
             assert self._error is not None
             raise self._error()
-        match = re.match(r"INSERT INTO (\w+)", query)
-        assert match, query
-        self.rows.setdefault(match.group(1), []).extend(params)
+        self.rows.setdefault(table, []).extend(params)

@@ -109,10 +109,16 @@ def test_retries_back_off_with_jitter_up_to_the_cap() -> None:
     assert waits == [0.25, 1.0, 1.5, 2.0, 4.0, 2.0]
 
 
-def test_records_a_rebalance_hands_over_during_an_outage_are_stored_before_the_commit() -> None:
+@pytest.mark.parametrize("failing_table", ["alignment_events", "sink_dead_letters"])
+def test_records_a_rebalance_hands_over_during_an_outage_are_stored_before_the_commit(
+    failing_table: str,
+) -> None:
     clock = FakeClock()
-    consumer = FakeConsumer(clock, {TP0}, _records(range(5)))
-    clickhouse = FakeClickHouse(failures=4, error=lambda: errors.NetworkError("connection reset"))
+    # one row set aside, so that both tables have rows to insert
+    consumer = FakeConsumer(clock, {TP0}, [*_records(range(4)), *_records(range(4, 5), at=-1)])
+    clickhouse = FakeClickHouse(
+        failures=4, error=lambda: errors.NetworkError("connection reset"), failing_table=failing_table
+    )
 
     def rebalance_once(fake: FakeConsumer) -> None:
         if clock.now > 1.0 and TP1 not in fake.assigned:
@@ -122,8 +128,9 @@ def test_records_a_rebalance_hands_over_during_an_outage_are_stored_before_the_c
     consumer.on_poll = rebalance_once
     _runner(consumer, clickhouse, clock).poll_once()
 
-    expected = sorted(f"al-{n}" for n in [*range(5), *range(100, 103)])
+    expected = sorted(f"al-{n}" for n in [*range(4), *range(100, 103)])
     assert _stored_ids(clickhouse) == expected
+    assert [row[2] for row in clickhouse.rows["sink_dead_letters"]] == [4]
     [(_, _, committed)] = consumer.named("commit")
     assert committed == {TP0: 5, TP1: 103}
     assert consumer.paused() == set()
@@ -335,3 +342,29 @@ def test_the_schema_is_retried_with_jittered_backoff_until_clickhouse_answers() 
     for delay, ceiling in zip(slept, [0.5, 1.0, 2.0, 4.0], strict=True):
         assert ceiling / 2 <= delay <= ceiling
     assert slept != [0.5, 1.0, 2.0, 4.0]  # drawn, not the bare doubling
+
+
+class _AtMost100Months(FakeClickHouse):
+    """Current ClickHouse: an insert block spanning more than 100 partitions is refused whole."""
+
+    def execute(self, query: str, params: Any = None, types_check: bool = False) -> None:
+        months = {row[3] // (31 * 86_400_000) for row in params}
+        if len(months) > 100:
+            self.attempts += 1
+            raise errors.ServerException(
+                "DB::Exception: Too many partitions for single INSERT block (more than 100). The limit is "
+                "controlled by 'max_partitions_per_insert_block' setting.",
+                code=errors.ErrorCodes.TOO_MANY_PARTS,
+            )
+        super().execute(query, params)
+
+
+def test_a_batch_spanning_more_than_100_months_is_inserted_in_smaller_inserts() -> None:
+    clickhouse = _AtMost100Months()
+    sink = TableSink(clickhouse, ALIGNMENT_EVENTS, dead_letter_sink(clickhouse))
+    month_ms = 31 * 86_400_000
+    for n in range(1_000):  # events from 2000 to 2099, interleaved
+        sink.add(_alignment(n, at=946_684_800_000 + (n * 37 % 1_200) * month_ms))
+    assert sink.flush() == 1_000
+    assert len(_stored_ids(clickhouse)) == 1_000
+    assert "sink_dead_letters" not in clickhouse.rows
