@@ -30,11 +30,10 @@ def _apply_schema_when_reachable(
     client: Client,
     should_stop: Callable[[], bool],
     sleep: Callable[[float], None] = time.sleep,
-    backoff: Backoff | None = None,
 ) -> None:
     from streams.sink.schema import apply_schema
 
-    backoff = backoff or Backoff(0.5, 10.0)
+    backoff = Backoff(0.5, 10.0)
     while True:
         try:
             apply_schema(client)
