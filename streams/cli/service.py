@@ -46,7 +46,9 @@ def serve_metrics(port: int) -> None:
         start_http_server(port, addr=metrics_host())
 
 
-def kafka_consumer(settings: Settings, group_id: str, *topics: str) -> KafkaConsumer:
+def kafka_consumer(
+    settings: Settings, group_id: str, *topics: str, max_poll_interval_ms: int = 600_000
+) -> KafkaConsumer:
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
@@ -54,7 +56,7 @@ def kafka_consumer(settings: Settings, group_id: str, *topics: str) -> KafkaCons
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_poll_interval_ms=600_000,
+        max_poll_interval_ms=max_poll_interval_ms,
     )
     # Joining the group before the client knows the topics' partitions yields an empty assignment that
     # lasts until the next metadata refresh (5 minutes): learn them first (a just-created topic may

@@ -17,6 +17,7 @@ from streams.cli.service import (
     serve_metrics,
     stop_on_signals,
 )
+from streams.retry import Backoff
 from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC, DEAD_LETTER_TOPIC, SINK_GROUP, Settings
 
 if TYPE_CHECKING:
@@ -25,10 +26,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _apply_schema_when_reachable(client: Client, should_stop: Callable[[], bool]) -> None:
+def _apply_schema_when_reachable(
+    client: Client,
+    should_stop: Callable[[], bool],
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     from streams.sink.schema import apply_schema
 
-    delay = 0.5
+    backoff = Backoff(0.5, 10.0)
     while True:
         try:
             apply_schema(client)
@@ -37,8 +42,7 @@ def _apply_schema_when_reachable(client: Client, should_stop: Callable[[], bool]
             if should_stop():
                 raise CommandError("stopped before ClickHouse answered") from None
             log.warning("ClickHouse not ready (%s); retrying", type(error).__name__)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            sleep(backoff.next_delay())
 
 
 @click.command("sink")
@@ -51,20 +55,35 @@ def _apply_schema_when_reachable(client: Client, should_stop: Callable[[], bool]
     show_default=True,
     help="Prometheus port (host: PL_METRICS_HOST); 0 = off.",
 )
+@click.option(
+    "--max-poll-interval-ms",
+    default=600_000,
+    show_default=True,
+    help="Kafka max.poll.interval.ms; the sink keeps polling (paused) while ClickHouse is down.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def command(batch_rows: int, batch_wait: float, group_id: str, metrics_port: int, verbose: bool) -> None:
+def command(
+    batch_rows: int,
+    batch_wait: float,
+    group_id: str,
+    metrics_port: int,
+    max_poll_interval_ms: int,
+    verbose: bool,
+) -> None:
     """Write alignment events, alerts and dead letters into ClickHouse.
 
     \b
     Reads alignment.events, alignment.alerts and alignment.dlq; inserts in batches; commits Kafka
     offsets only after ClickHouse took the rows. While ClickHouse is down it retries with backoff and
-    loses nothing; rows replayed after a crash are counted once (ReplacingMergeTree + FINAL views).
+    jitter, its partitions paused (it keeps its group membership), and loses nothing; rows replayed
+    after a crash are counted once (ReplacingMergeTree + FINAL views). A row ClickHouse refuses for
+    good goes to the sink_dead_letters table with the reason, and the rest flows on.
     Connection settings come from PL_* variables (see `deploy/local/stack env`). The schema is applied
     as PL_CLICKHOUSE_ADMIN_USER / PL_CLICKHOUSE_ADMIN_PASSWORD when set (the pipeline's own account
     needs no DDL rights then), else as PL_CLICKHOUSE_USER.
     """
     from streams import codec
-    from streams.sink.batch import TableSink
+    from streams.sink.batch import TableSink, dead_letter_sink
     from streams.sink.rows import ALERTS, ALIGNMENT_EVENTS, DEAD_LETTERS, dead_letter_record
     from streams.sink.runner import Batching, Route, SinkRunner
 
@@ -76,16 +95,17 @@ def command(batch_rows: int, batch_wait: float, group_id: str, metrics_port: int
     _apply_schema_when_reachable(schema_client, should_stop)
     schema_client.disconnect()
     client = clickhouse_client(settings)
+    refused = dead_letter_sink(client)
     routes = {
-        ALIGNMENT_TOPIC: Route(codec.decode_alignment, TableSink(client, ALIGNMENT_EVENTS)),
-        ALERTS_TOPIC: Route(codec.decode_alert, TableSink(client, ALERTS)),
+        ALIGNMENT_TOPIC: Route(codec.decode_alignment, TableSink(client, ALIGNMENT_EVENTS, refused)),
+        ALERTS_TOPIC: Route(codec.decode_alert, TableSink(client, ALERTS, refused)),
         DEAD_LETTER_TOPIC: Route(
             codec.decode_dead_letter,
-            TableSink(client, DEAD_LETTERS),
+            TableSink(client, DEAD_LETTERS, refused),
             shape=dead_letter_record,
         ),
     }
-    consumer = kafka_consumer(settings, group_id, *routes)
+    consumer = kafka_consumer(settings, group_id, *routes, max_poll_interval_ms=max_poll_interval_ms)
     log.info("sink running: %s -> ClickHouse %s", ", ".join(routes), settings.clickhouse.database)
     runner = SinkRunner(consumer, routes, Batching(max_rows=batch_rows, max_wait_s=batch_wait))
     runner.run(should_stop)

@@ -85,6 +85,24 @@ PARTITION BY toYYYYMM(dead_lettered_at)
 ORDER BY (topic, partition, offset)
 """
 
+# Rows the sink set aside: ClickHouse refused them for good, or they could not be shaped or decoded.
+# Keyed by their Kafka record, so a batch replayed after a crash sets each aside once.
+SINK_DEAD_LETTERS_DDL = """
+CREATE TABLE IF NOT EXISTS sink_dead_letters (
+    source_topic String,
+    source_partition UInt32,
+    source_offset UInt64,
+    target_table String,
+    reason String,
+    error String,
+    value_hex String,
+    refused_at_ms UInt64,
+    refused_at DateTime DEFAULT toDateTime(intDiv(refused_at_ms, 1000))
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(refused_at)
+ORDER BY (source_topic, source_partition, source_offset, target_table)
+"""
+
 # One row per promise: how it stands now, derived from its alignment events. Its due time is the one its
 # latest event carried (an informed amendment can move it earlier): the latest by time, and at one
 # instant in the order the engine emits (opened, at risk, ended, fulfilled late), as `explain` reads it.
@@ -209,6 +227,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALIGNMENT_EVENTS_DDL,
     ALERTS_DDL,
     DEAD_LETTERS_DDL,
+    SINK_DEAD_LETTERS_DDL,
     PROMISE_STATE_VIEW,
     SCORECARD_DRILLDOWN_VIEW,
     SCORECARD_DAILY_VIEW,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from streams.report import read_scorecard
-from streams.sink.rows import ALERTS, ALIGNMENT_EVENTS, rows
+from streams.sink.rows import ALERTS, ALIGNMENT_EVENTS, SINK_DEAD_LETTERS, rows
 from streams.sink.schema import MIGRATIONS, apply_schema
 from tests.clickhouse_engines import SqlEngine, chdb_engine
 
@@ -75,8 +75,36 @@ def test_every_statement_applies_twice(engine: SqlEngine) -> None:
     apply_schema(engine)
     apply_schema(engine)  # idempotent at every start
     tables = {row[0] for row in engine.execute("SHOW TABLES")}
-    assert {"alignment_events", "alerts", "dead_letters", "promise_state", "scorecard_daily"} <= tables
-    assert len(MIGRATIONS) == 6
+    assert {
+        "alignment_events",
+        "alerts",
+        "dead_letters",
+        "sink_dead_letters",
+        "promise_state",
+        "scorecard_daily",
+    } <= tables
+    assert len(MIGRATIONS) == 7
+
+
+def test_a_row_set_aside_twice_reads_once_with_its_record(engine: SqlEngine) -> None:
+    apply_schema(engine)
+    value = b"\x00\x00\x00\x00\x12\xffnot utf-8"
+    refused = {
+        "source_topic": "alignment.events",
+        "source_partition": 3,
+        "source_offset": 2**40,
+        "target_table": "alignment_events",
+        "reason": "unstorable_value",
+        "error": "at_ms: -1 is outside [0, 4294967295999]",
+        "value_hex": value.hex(),
+        "refused_at": _ms(5),
+    }
+    for _ in range(2):  # the same batch again after a crash before the commit
+        engine.insert(SINK_DEAD_LETTERS.insert_statement, rows(SINK_DEAD_LETTERS, [refused]))
+    assert engine.execute(
+        "SELECT source_topic, source_partition, source_offset, reason, lower(hex(unhex(value_hex))), "
+        "toDate(refused_at) FROM sink_dead_letters FINAL"
+    ) == [("alignment.events", 3, 2**40, "unstorable_value", value.hex(), date(2026, 3, 5))]
 
 
 def test_scorecard_counts_a_redelivered_batch_once(engine: SqlEngine) -> None:
