@@ -36,11 +36,14 @@ def metrics_host() -> str:
 
 
 def _secret_from_env(name: str, default: str) -> str:
-    """A secret comes from ``NAME`` or from the file named by ``NAME_FILE`` (Docker/K8s secrets)."""
+    """A secret comes from ``NAME`` or from the file named by ``NAME_FILE`` (Docker/K8s secrets).
+
+    Surrounding whitespace (a newline from ``echo`` or a heredoc) is never part of it, in either form:
+    what is sent must be exactly what a log redaction looks for."""
     path = os.environ.get(f"{name}_FILE")
     if path:
         return Path(path).read_text(encoding="utf-8").strip()
-    return os.environ.get(name, default)
+    return os.environ.get(name, default).strip()
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,9 @@ def command(window: float, group_id: str, metrics_port: int, verbose: bool) -> N
     The webhook URL comes from PL_SLACK_WEBHOOK_URL, or from the file named by
     PL_SLACK_WEBHOOK_URL_FILE. Alerts of one cause (one stockout, one rep's late deliveries) within
     --window seconds become one message; a dedup key reaches Slack once, across restarts; Slack's
-    429 Retry-After is honoured and at most one message a second is sent.
+    429 Retry-After is honoured and at most one message a second is sent. A message Slack refuses
+    for good (a 4xx other than 429) goes, alert by alert, to the dead-letter topic with Slack's
+    answer, and the alerts behind it flow on.
     """
     from streams.slack.transport import SlackWebhook, webhook_url_from_env
 
@@ -39,6 +41,7 @@ def command(window: float, group_id: str, metrics_port: int, verbose: bool) -> N
     if not url:
         raise CommandError("no webhook: set PL_SLACK_WEBHOOK_URL or PL_SLACK_WEBHOOK_URL_FILE", EXIT_USAGE)
     from streams import codec
+    from streams.slack.durable import KafkaDeadLetters
     from streams.slack.notifier import Notifier, run_notifier
     from streams.slack.sent_keys import KafkaSentKeys
 
@@ -46,10 +49,12 @@ def command(window: float, group_id: str, metrics_port: int, verbose: bool) -> N
     settings = Settings.from_env()
     should_stop = stop_on_signals()
     serve_metrics(metrics_port)
-    sent = KafkaSentKeys(settings.kafka_bootstrap)
-    notifier = Notifier(SlackWebhook(url), sent, window_s=window)
+    sent = KafkaSentKeys.connect(settings.kafka_bootstrap)
+    dead_letters = KafkaDeadLetters.connect(settings.kafka_bootstrap)
+    notifier = Notifier(SlackWebhook(url), sent, dead_letters, window_s=window)
     consumer = kafka_consumer(settings, group_id, ALERTS_TOPIC)
     log.info("notifier running: %s -> Slack (%d dedup keys remembered)", ALERTS_TOPIC, len(sent))
     run_notifier(consumer, notifier, codec.decode_alert, should_stop)
     consumer.close()
     sent.close()
+    dead_letters.close()

@@ -2,6 +2,14 @@
 
 from streams.slack.message import AlertGroup, render
 from streams.slack.text import escape
-from streams.slack.transport import DeliveryFailed, SlackWebhook, WebhookTransport
+from streams.slack.transport import DeliveryFailed, DeliveryRefused, SlackWebhook, WebhookTransport
 
-__all__ = ["AlertGroup", "DeliveryFailed", "SlackWebhook", "WebhookTransport", "escape", "render"]
+__all__ = [
+    "AlertGroup",
+    "DeliveryFailed",
+    "DeliveryRefused",
+    "SlackWebhook",
+    "WebhookTransport",
+    "escape",
+    "render",
+]

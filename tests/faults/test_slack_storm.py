@@ -1,6 +1,7 @@
 """A storm on Slack's side: 429 with Retry-After on every second call, bursts of 500 alerts, and the
 notifier restarted half-way. `promise-ledger notify` end to end through Kafka: every group reaches
-Slack exactly once, in the order its first alert was published, and every dedup key is remembered."""
+Slack exactly once, in the order its first alert was published, and every dedup key is remembered.
+And a group Slack refuses for good: dead-lettered with Slack's answer, every other group delivered."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import time
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer
 
 from streams import codec
-from streams.settings import ALERTS_TOPIC, SLACK_SENT_TOPIC
+from streams.settings import ALERTS_TOPIC, DEAD_LETTER_TOPIC, NOTIFIER_GROUP, SLACK_SENT_TOPIC
 from streams.slack.receiver import Reply, SlackLikeReceiver
 from tests.live_pipeline import wait_for
 
@@ -102,3 +103,52 @@ def test_rate_limited_bursts_reach_slack_once_each_in_order_across_a_restart(pip
         f"\n{2 * ALERTS_PER_BURST} alerts, {len(expected)} groups, {rate_limited} answers 429: "
         f"delivered once each in {elapsed:.1f}s"
     )
+
+
+def _committed(bootstrap: str) -> int:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_consumer_group_offsets(NOTIFIER_GROUP)
+        return sum(meta.offset for tp, meta in offsets.items() if tp.topic == ALERTS_TOPIC)
+    finally:
+        admin.close()
+
+
+def test_a_group_slack_refuses_for_good_is_dead_lettered_and_every_other_group_is_delivered(pipeline) -> None:
+    poison = f"storm:{1:02d}"
+
+    def refuse(payload: dict[str, Any]) -> Reply | None:
+        return Reply(400) if payload["text"].endswith(f" · {poison}") else None
+
+    with SlackLikeReceiver(refuse=refuse) as slack:
+        notifier = _start_notifier(pipeline, slack, "notify")
+        publisher = pipeline.publisher()
+        sent: dict[int, bytes] = {}
+        for n in range(40):  # groups 00..03 interleaved, one key: one partition keeps their order
+            sent[n] = codec.encode_alert(_alert(n, n % GROUPS_PER_BURST))
+            publisher.send_raw(ALERTS_TOPIC, sent[n], key=b"refusal")
+        publisher.flush()
+        wait_for(lambda: len(slack.messages) >= GROUPS_PER_BURST - 1, 60, "every other group in Slack")
+        letters = pipeline.read(
+            DEAD_LETTER_TOPIC,
+            lambda record: codec.decode_dead_letter(record.value),
+            until=lambda got: len(got) >= 10,
+        )
+        wait_for(lambda: _committed(pipeline.bootstrap) >= 40, 30, "every alert's offset committed")
+        # the notifier flows on: a group published after the refusal reaches Slack too
+        publisher.send_raw(ALERTS_TOPIC, codec.encode_alert(_alert(40, 9)), key=b"refusal")
+        publisher.flush()
+        publisher.close()
+        wait_for(lambda: len(slack.messages) >= GROUPS_PER_BURST, 60, "the later group in Slack")
+        assert notifier.poll() is None, "the notifier never stopped"
+        pipeline.stop_all()
+
+    delivered = [delivery.payload["text"].rsplit(" · ", 1)[-1] for delivery in slack.messages]
+    assert delivered == ["storm:00", "storm:02", "storm:03", "storm:09"]
+    assert len(slack.refused) == 1, "a refusal for good is not retried"
+    assert sorted(letter["offset"] for letter in letters) == list(range(1, 40, GROUPS_PER_BURST))
+    for letter in letters:
+        assert letter["reason"] == "slack_refused"
+        assert "HTTP 400: invalid_blocks" in letter["detail"]
+        assert letter["topic"] == ALERTS_TOPIC and letter["key"] == b"refusal"
+        assert letter["value"] == sent[letter["offset"]]

@@ -142,6 +142,14 @@ class MemorySentKeys:
         self.keys.update(keys)
 
 
+class MemoryDeadLetters:
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes | None, bytes]] = []
+
+    def publish(self, records: Any) -> None:
+        self.records.extend(records)
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -164,7 +172,7 @@ class RecordingTransport:
 
 def test_one_cause_is_one_message_after_the_window_and_groups_keep_their_order() -> None:
     clock, transport, sent = FakeClock(), RecordingTransport(), MemorySentKeys()
-    notifier = Notifier(transport, sent, window_s=10, monotonic=clock)
+    notifier = Notifier(transport, sent, MemoryDeadLetters(), window_s=10, monotonic=clock)
     for n in range(40):
         notifier.add(_alert(n), partition="p0", offset=n)
     clock.now = 2
@@ -184,12 +192,14 @@ def test_one_cause_is_one_message_after_the_window_and_groups_keep_their_order()
 
 def test_a_dedup_key_reaches_slack_once_even_when_redelivered_after_a_restart() -> None:
     clock, transport, sent = FakeClock(), RecordingTransport(), MemorySentKeys()
-    first = Notifier(transport, sent, window_s=1, monotonic=clock)
+    first = Notifier(transport, sent, MemoryDeadLetters(), window_s=1, monotonic=clock)
     first.add(_alert(1), partition="p0", offset=0)
     first.add(_alert(1), partition="p0", offset=1)  # redelivered while its group is open
     clock.now = 1
     first.send_due()
-    restarted = Notifier(transport, sent, window_s=1, monotonic=clock)  # same remembered keys
+    restarted = Notifier(
+        transport, sent, MemoryDeadLetters(), window_s=1, monotonic=clock
+    )  # same remembered keys
     restarted.add(_alert(1), partition="p0", offset=0)
     clock.now = 5
     restarted.send_due(everything=True)
@@ -200,7 +210,9 @@ def test_a_dedup_key_reaches_slack_once_even_when_redelivered_after_a_restart() 
 
 def test_a_failed_group_holds_back_later_groups_and_its_offsets() -> None:
     clock, transport, sent = FakeClock(), RecordingTransport(failures=1), MemorySentKeys()
-    notifier = Notifier(transport, sent, window_s=0, retry_after_failure_s=5, monotonic=clock)
+    notifier = Notifier(
+        transport, sent, MemoryDeadLetters(), window_s=0, retry_after_failure_s=5, monotonic=clock
+    )
     notifier.add(_alert(1, group_key="a"), partition="p0", offset=0)
     notifier.add(_alert(2, group_key="b"), partition="p0", offset=1)
     assert notifier.send_due() == 0
@@ -257,10 +269,12 @@ def test_a_commit_refused_by_a_rebalance_is_retried_and_the_notifier_keeps_runni
     from streams.slack.notifier import run_notifier
 
     alerts = [_alert(n, group_key=f"g{n}") for n in range(3)]
-    records = [SimpleNamespace(topic="alignment.alerts", partition=0, offset=n, value=n) for n in range(3)]
+    records = [
+        SimpleNamespace(topic="alignment.alerts", partition=0, offset=n, key=None, value=n) for n in range(3)
+    ]
     consumer = RebalancingConsumer(records, refusals=2)
     transport = RecordingTransport()
-    notifier = Notifier(transport, MemorySentKeys(), window_s=0)
+    notifier = Notifier(transport, MemorySentKeys(), MemoryDeadLetters(), window_s=0)
     rounds = itertools.count()
     run_notifier(consumer, notifier, lambda value: alerts[value], should_stop=lambda: next(rounds) >= 4)
     assert len(transport.payloads) == 3
