@@ -67,6 +67,7 @@ def _engine_truth(paths: list[Path], until: int | None = None) -> Replayed:
         outputs.extend(engine.process(event))
     if until is not None:
         outputs.extend(engine.advance_to(until))
+    outputs.extend(engine.drain())  # as replay does at the end of its input
     truth: dict[str, dict[str, EngineTruth]] = {}
     for output in outputs:
         record = output.to_dict()
@@ -160,6 +161,7 @@ def test_the_trace_only_observes(company: Replayed) -> None:
     records: list[TraceRecord] = []
     engine = PromiseEngine(trace=records.append)
     traced = [o.to_dict() for event in read_events([str(company.path)]) for o in engine.process(event)]
+    traced += [o.to_dict() for o in engine.drain()]
     assert traced == company.outputs
     counted = {(r.customer_id, r.promise_id): r.fulfilled for r in records if r.effect == "COUNTED"}
     assert counted and all(company.truth[c][p].fulfilled == n for (c, p), n in counted.items())

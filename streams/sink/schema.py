@@ -238,7 +238,22 @@ class QueryRunner(Protocol):
     def execute(self, query: str, params: object = None) -> object: ...
 
 
+#: Views hold no data: each start replaces them, so a database made by an earlier version reads
+#: with today's definitions (CREATE OR REPLACE VIEW is not in ClickHouse 18.16).
+VIEWS: tuple[tuple[str, str], ...] = (
+    ("promise_state", PROMISE_STATE_VIEW),
+    ("scorecard_drilldown", SCORECARD_DRILLDOWN_VIEW),
+    ("scorecard_daily", SCORECARD_DAILY_VIEW),
+)
+
+
 def apply_schema(client: QueryRunner) -> None:
-    """Create every table and view that is missing; safe to run at every start."""
+    """Create every table that is missing and every view as defined today; safe at every start."""
+    views = {definition for _, definition in VIEWS}
     for statement in MIGRATIONS:
-        client.execute(statement)
+        if statement not in views:
+            client.execute(statement)
+    for name, _ in reversed(VIEWS):  # scorecard_daily reads scorecard_drilldown: dropped first
+        client.execute(f"DROP TABLE IF EXISTS {name}")
+    for _, definition in VIEWS:
+        client.execute(definition)

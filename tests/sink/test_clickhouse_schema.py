@@ -86,6 +86,17 @@ def test_every_statement_applies_twice(engine: SqlEngine) -> None:
     assert len(MIGRATIONS) == 7
 
 
+def test_a_database_made_by_an_earlier_version_reads_with_todays_views(engine: SqlEngine) -> None:
+    apply_schema(engine)
+    engine.execute("DROP TABLE scorecard_daily")
+    engine.execute("DROP TABLE promise_state")
+    engine.execute("CREATE VIEW promise_state AS SELECT 1 AS outdated")
+    apply_schema(engine)
+    columns = {row[0] for row in engine.execute("DESCRIBE TABLE promise_state")}
+    assert "outdated" not in columns and "due_at_ms" in columns
+    assert "scorecard_daily" in {row[0] for row in engine.execute("SHOW TABLES")}
+
+
 def test_a_row_set_aside_twice_reads_once_with_its_record(engine: SqlEngine) -> None:
     apply_schema(engine)
     value = b"\x00\x00\x00\x00\x12\xffnot utf-8"
