@@ -305,7 +305,8 @@ TOPIC_OF: dict[str, str] = {
 DAY_MS = 86_400_000
 #: the largest value an Avro ``int`` holds: a larger quantity could only come from a JSON line
 MAX_AVRO_INT = 2**31 - 1
-_LAST_ISO_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z: the first moment ISO-8601 cannot write
+_FIRST_ISO_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z: the first moment ISO-8601 can write
+_LAST_ISO_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z: the first moment it cannot
 
 #: Deadline fields: each lies within ``deadline_within_days`` of its own event's ``occurred_at``.
 DEADLINE_FIELDS = frozenset({"deliver_by", "due_at", "valid_until"})
@@ -387,7 +388,7 @@ def _shown(value: Any) -> str:
 
 
 def _shown_ms(ms: int) -> str:
-    return ms_to_iso(ms) if -_LAST_ISO_MS < ms < _LAST_ISO_MS else f"{ms} ms"
+    return ms_to_iso(ms) if _FIRST_ISO_MS <= ms < _LAST_ISO_MS else f"{ms} ms"
 
 
 def _text(name: str, value: Any, limits: ValueLimits) -> str:
@@ -621,6 +622,12 @@ def _make_parser(type_name: str, cls: type[InputEvent], loose_time: bool, limits
         name = spec.name
         check = _CHECKS[name]
         if name == "customer_id" and cls in GLOBAL_EVENT_TYPES:
+            # Ignored (the catalog belongs to no customer), but held to what Avro's ["null", "string"]
+            # would carry: a JSON line is not valid for a value no Avro record could hold.
+            slow = f"_slow({type_name!r}, {name!r}, x, False, {loose_time}, _limits, None)"
+            lines.append(f"    x = _get(decoded, {name!r})")
+            lines.append(f"    if x is not None and not ({_fast_test(check, name, 'x', limits)}):")
+            lines.append(f"        {slow}")
             names.append("None")
             continue
         if name in _ENUMS:
