@@ -1,4 +1,5 @@
-"""Test helpers: JSON-lines form (SPEC §3) to decoded-event dicts, and an evolved copy of schemas/."""
+"""Test helpers: JSON-lines form (SPEC §3) to decoded-event dicts and back, a record through either
+input path, and an evolved copy of schemas/."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from streams import codec
 from streams.codec.schemas import schema_fingerprint
+from streams.contract import (
+    TIMESTAMP_FIELDS,
+    InputEvent,
+    InvalidEvent,
+    event_from_json_line,
+    ms_to_iso,
+    parse_event,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = REPO / "schemas"
@@ -72,3 +82,39 @@ def evolve_commitment_made(schemas: Path) -> None:
         "fingerprint": schema_fingerprint(newer),
     }
     (schemas / "ids.json").write_text(json.dumps(ids_doc, indent=2))
+
+
+def json_line_of(decoded: dict[str, Any]) -> str:
+    """A decoded-event dict as a producer would write its JSON line: ISO timestamps (epoch ms where
+    ISO-8601 has no year for them), absent optional fields left out, and the stdlib's ``json``, which
+    writes infinities and NaN (orjson would write null)."""
+    line: dict[str, Any] = {}
+    for name, value in decoded.items():
+        if value is None:
+            continue
+        representable = type(value) is int and -62_135_596_800_000 <= value < 253_402_300_800_000
+        line[name] = ms_to_iso(value) if name in TIMESTAMP_FIELDS and representable else value
+    return json.dumps(line)
+
+
+def through_json_line(decoded: dict[str, Any]) -> InputEvent | str:
+    """The event the JSON-lines path makes of a record, or its reason for rejecting it."""
+    try:
+        return event_from_json_line(json_line_of(decoded))
+    except InvalidEvent as error:
+        return str(error)
+
+
+def through_avro(decoded: dict[str, Any]) -> InputEvent | str:
+    """The event the worker's path (codec, then contract) makes of a record, or the reason it is
+    rejected; a value the Avro schema cannot hold is refused by the encoder ("codec: ...")."""
+    try:
+        value = codec.encode(decoded)
+    except codec.EncodeError as error:
+        return f"codec: {error}"
+    except OverflowError as error:  # fastavro's writer on an int past the largest double (not an EncodeError)
+        return f"codec: {error}"
+    try:
+        return parse_event(codec.decode(value))
+    except InvalidEvent as error:
+        return str(error)

@@ -174,3 +174,23 @@ def test_config_changes_the_rules(tmp_path: Path) -> None:
     assert result.returncode == 0
     broken = [e["promise_id"] for e in lines(result) if e["type"] == "PROMISE_BROKEN"]
     assert "t-1:first-reply" in broken  # replied after 5 h
+
+
+def test_a_value_outside_the_limits_is_reported_with_file_line_and_field(tmp_path: Path) -> None:
+    good = GOOD.read_text().splitlines()
+    absurd = json.loads(next(line for line in good if '"TicketOpened"' in line))
+    absurd.update(event_id="absurd", occurred_at="1900-01-01T00:00:00Z")
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([good[0], json.dumps(absurd), *good[1:]]) + "\n")
+    result = replay(path, "--until", "2026-04-01T00:00:00Z")
+    assert result.returncode == 3
+    assert result.stderr.splitlines()[0] == (
+        f"{path}:2: TicketOpened: field 'occurred_at' must be from 2000-01-01T00:00:00Z and before "
+        "2100-01-01T00:00:00Z, got 1900-01-01T00:00:00Z"
+    )
+    assert result.stdout == replay(GOOD, "--until", "2026-04-01T00:00:00Z").stdout  # nothing else changed
+    config = tmp_path / "engine.toml"  # the limits come from the config's [limits] table
+    config.write_text("[limits]\ntimestamps_from = 1900-01-01T00:00:00Z\n")
+    assert "must be a moment from 1970-01-01T00:00:00Z" in replay(path, "--config", config).stderr
+    config.write_text("[limits]\nmax_id_length = 3\n")
+    assert f"{path}:1: " in replay(path, "--config", config).stderr

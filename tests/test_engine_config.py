@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from streams.contract import ValueLimits
 from streams.engine import ConfigError, EngineConfig, load_config
 
 
@@ -84,3 +86,52 @@ def test_a_bad_file_is_a_one_line_error_naming_the_key(tmp_path: Path, text: str
 def test_a_missing_file_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_the_limits_table_sets_what_a_valid_value_is(tmp_path: Path) -> None:
+    limits = load_config(
+        write(
+            tmp_path,
+            """
+[limits]
+timestamps_from = 2010-01-01T00:00:00Z
+timestamps_before = "2060-01-01T00:00:00+01:00"
+deadline_within_days = 365
+max_quantity = 1000
+max_id_length = 64
+max_text_length = 2000
+max_features = 10
+""",
+        )
+    ).limits
+    assert limits == ValueLimits(
+        timestamps_from_ms=1_262_304_000_000,
+        timestamps_before_ms=2_840_137_200_000,
+        deadline_within_days=365,
+        max_quantity=1000,
+        max_id_length=64,
+        max_text_length=2000,
+        max_features=10,
+    )
+    assert EngineConfig().limits == ValueLimits()  # without the table: SPEC's defaults
+    assert load_config(write(tmp_path, "[limits]\nmax_features = 5\n")).limits.max_quantity == 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("limits = 3", "'limits' must be a table ([limits])"),
+        ("[limits]\nmax_ids = 3", "unknown key 'limits.max_ids'"),
+        (
+            "[limits]\nmax_quantity = 3000000000",
+            "'limits.max_quantity' must be an integer from 0 to 2147483647",
+        ),
+        ("[limits]\nmax_features = -1", "'limits.max_features' must be an integer from 0 to"),
+        ("[limits]\ntimestamps_from = 2010-01-01T00:00:00", "'limits.timestamps_from' needs a time zone"),
+        ("[limits]\ntimestamps_before = 'soon'", "'limits.timestamps_before': not an ISO-8601 timestamp"),
+        ("[limits]\ntimestamps_from = 2200-01-01", "'limits.timestamps_from' must come before"),
+    ],
+)
+def test_bad_limits_name_the_key(tmp_path: Path, text: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(reason)):
+        load_config(write(tmp_path, text))

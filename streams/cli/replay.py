@@ -14,7 +14,14 @@ import fastavro
 import orjson
 
 from streams.cli.errors import EXIT_OK, EXIT_REJECTED_INPUT, EXIT_USAGE, CommandError
-from streams.contract import InputEvent, InvalidEvent, iso_to_ms, load_json_line, parse_loose_event
+from streams.contract import (
+    InputEvent,
+    InvalidEvent,
+    ValueLimits,
+    iso_to_ms,
+    load_json_line,
+    parse_loose_event,
+)
 from streams.engine import AlignmentEvent, ConfigError, EngineConfig, PromiseEngine, load_config
 
 AVRO_MAGIC = b"Obj\x01"
@@ -26,13 +33,13 @@ _WRITE_BATCH = 4096
 Entry = tuple[int, InputEvent | str]
 
 
-def _json_entries(handle: BinaryIO, progress: _Progress) -> Iterator[Entry]:
+def _json_entries(handle: BinaryIO, progress: _Progress, limits: ValueLimits) -> Iterator[Entry]:
     tracking = progress.active
     for number, line in enumerate(handle, start=1):
         if tracking:
             progress.advance(len(line))
         try:
-            yield number, parse_loose_event(load_json_line(line))
+            yield number, parse_loose_event(load_json_line(line), limits)
         except InvalidEvent as error:
             if line.strip():  # a blank line is no JSON either, but is skipped, not rejected
                 yield number, str(error)
@@ -44,7 +51,7 @@ def _record_type_name(schema: Any) -> str | None:
     return None
 
 
-def _avro_entries(handle: BinaryIO, progress: _Progress) -> Iterator[Entry]:
+def _avro_entries(handle: BinaryIO, progress: _Progress, limits: ValueLimits) -> Iterator[Entry]:
     try:
         reader = fastavro.reader(handle, return_record_name=True)
     except (ValueError, EOFError, fastavro.read.SchemaResolutionError) as error:
@@ -77,7 +84,7 @@ def _avro_entries(handle: BinaryIO, progress: _Progress) -> Iterator[Entry]:
         if "type" not in record and type_name is not None:
             record = {"type": type_name, **record}
         try:
-            yield number, parse_loose_event(record)
+            yield number, parse_loose_event(record, limits)
         except InvalidEvent as error:
             yield number, str(error)
 
@@ -183,7 +190,8 @@ def replay_files(
                 break
             is_avro = handle.read(4) == AVRO_MAGIC
             handle.seek(0)
-            entries = _avro_entries(handle, progress) if is_avro else _json_entries(handle, progress)
+            read = _avro_entries if is_avro else _json_entries
+            entries = read(handle, progress, engine.config.limits)
             process = engine.process
             for number, entry in entries:
                 if type(entry) is str:

@@ -1,4 +1,5 @@
-"""Typed input events (SPEC §3): validation of decoded-event dicts, topics, and the JSON-lines form."""
+"""Typed input events (SPEC §3): validation of decoded-event dicts against one definition of valid
+values (``ValueLimits``), topics, the JSON-lines form, and content fingerprints."""
 
 from streams.contract.events import (
     CLAIM_KINDS,
@@ -27,7 +28,9 @@ from streams.contract.events import (
     StockChanged,
     TicketOpened,
     TicketResolved,
+    ValueLimits,
     event_to_decoded,
+    fingerprint,
     parse_event,
     parse_loose_event,
 )
@@ -68,11 +71,13 @@ __all__ = [
     "StockChanged",
     "TicketOpened",
     "TicketResolved",
+    "ValueLimits",
     "decode_json_line",
     "decoded_to_json_line",
     "event_from_json_line",
     "event_to_decoded",
     "event_to_json_line",
+    "fingerprint",
     "iso_to_ms",
     "load_json_line",
     "ms_to_iso",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import orjson
 
 from streams.contract.events import (
+    DEFAULT_LIMITS,
     TIMESTAMP_FIELDS,
     InputEvent,
+    ValueLimits,
     event_to_decoded,
     parse_loose_event,
 )
@@ -29,10 +33,54 @@ def load_json_line(line: str | bytes) -> dict[str, Any]:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as error:
+        _raise_for_non_finite_number(line)
         raise InvalidEvent(f"not JSON: {error.args[0] if error.args else error}") from None
     if type(obj) is not dict:
         raise InvalidEvent(f"expected a JSON object, got {type(obj).__name__}")
     return obj
+
+
+class _NonFinite(str):
+    """A number the lenient parser read that no double holds finitely (``1e999``, ``NaN``, ...)."""
+
+
+def _number(text: str) -> Any:
+    value = float(text)  # a float, whatever the token: the digits of a huge int give inf, no error
+    if not math.isfinite(value):
+        return _NonFinite(text)
+    return value if any(char in text for char in ".eE") else int(text)
+
+
+def _no_non_finite(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    for key, value in pairs:
+        if type(value) is _NonFinite or (type(value) is list and any(type(v) is _NonFinite for v in value)):
+            type_name = dict(pairs).get("type")
+            prefix = f"{_short(type_name)}: " if type(type_name) is str else ""
+            raise InvalidEvent(f"{prefix}field '{_short(key)}' must be a finite number, got {_short(value)}")
+    return dict(pairs)
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 64 else text[:64] + "…"
+
+
+def _raise_for_non_finite_number(line: str | bytes) -> None:
+    """Name the field when orjson refused a line for a number like 1e999, NaN or Infinity (which an
+    Avro double would carry, and the contract rejects by name). The lenient stdlib parser is only
+    asked where such a number is: it never makes a line valid that orjson refused."""
+    try:
+        json.loads(
+            line,
+            parse_float=_number,
+            parse_int=_number,
+            parse_constant=_NonFinite,
+            object_pairs_hook=_no_non_finite,
+        )
+    except InvalidEvent:
+        raise
+    except (ValueError, TypeError, RecursionError):  # no such number: orjson's reason stands
+        return
 
 
 def decode_json_line(line: str | bytes) -> dict[str, Any]:
@@ -40,9 +88,9 @@ def decode_json_line(line: str | bytes) -> dict[str, Any]:
     return normalise_timestamps(load_json_line(line))
 
 
-def event_from_json_line(line: str | bytes) -> InputEvent:
+def event_from_json_line(line: str | bytes, limits: ValueLimits = DEFAULT_LIMITS) -> InputEvent:
     """One JSON line -> its typed input event. Raises ``InvalidEvent`` with a one-line reason."""
-    return parse_loose_event(load_json_line(line))
+    return parse_loose_event(load_json_line(line), limits)
 
 
 def decoded_to_json_line(decoded: dict[str, Any]) -> bytes:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+
+from streams.contract.events import DEFAULT_LIMITS, ValueLimits
+from streams.contract.timestamps import InvalidEvent, iso_to_ms, to_epoch_ms
 
 DEFAULT_TONE_PHRASES = (
     "unfortunately",
@@ -60,6 +64,8 @@ class EngineConfig:
     severity_raise_one_level_at: float = 10_000.0
     #: ... and from which it goes up two levels
     severity_raise_two_levels_at: float = 50_000.0
+    #: what a valid input value is (SPEC §3), for the worker and replay alike: the ``[limits]`` table
+    limits: ValueLimits = DEFAULT_LIMITS
     tone_regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
     tone_canonical: dict[str, str] = field(init=False, repr=False, compare=False)
 
@@ -122,10 +128,53 @@ _KEYS = {
     "tone_phrases",
 }
 _SEVERITY_KEYS = {"raise_one_level_at", "raise_two_levels_at"}
+#: ``[limits]`` keys -> ValueLimits fields; the two moments are TOML datetimes (or ISO strings)
+_LIMIT_KEYS = {
+    "timestamps_from": "timestamps_from_ms",
+    "timestamps_before": "timestamps_before_ms",
+    "deadline_within_days": "deadline_within_days",
+    "max_quantity": "max_quantity",
+    "max_id_length": "max_id_length",
+    "max_text_length": "max_text_length",
+    "max_features": "max_features",
+}
+
+
+def _moment_ms(key: str, value: Any) -> int:
+    if type(value) is date:  # a bare TOML date: midnight UTC
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ConfigError(f"'limits.{key}' needs a time zone (add Z for UTC), got {value.isoformat()}")
+        return int(to_epoch_ms(value))
+    if isinstance(value, str):
+        try:
+            return iso_to_ms(value)
+        except InvalidEvent as error:
+            raise ConfigError(f"'limits.{key}': {error}") from None
+    raise ConfigError(f"'limits.{key}' must be a date and time, got {value!r}")
+
+
+def limits_from_mapping(table: Any) -> ValueLimits:
+    """The ``[limits]`` table: keys not given keep SPEC's defaults."""
+    if not isinstance(table, dict):
+        raise ConfigError("'limits' must be a table ([limits])")
+    settings: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _LIMIT_KEYS:
+            raise ConfigError(f"unknown key 'limits.{key}'")
+        settings[_LIMIT_KEYS[key]] = _moment_ms(key, value) if key.startswith("timestamps_") else value
+    try:
+        return ValueLimits(**settings)
+    except ValueError as error:  # names the ValueLimits field; say the key the user wrote
+        message = str(error)
+        for key, name in _LIMIT_KEYS.items():
+            message = message.replace(f"'{name}'", f"'limits.{key}'")
+        raise ConfigError(message) from None
 
 
 def config_from_mapping(data: dict[str, Any]) -> EngineConfig:
-    """Build a config from parsed TOML: top-level keys plus a ``[severity]`` table."""
+    """Build a config from parsed TOML: top-level keys plus ``[severity]`` and ``[limits]`` tables."""
     settings: dict[str, Any] = {}
     for key, value in data.items():
         if key == "severity":
@@ -135,6 +184,8 @@ def config_from_mapping(data: dict[str, Any]) -> EngineConfig:
                 if severity_key not in _SEVERITY_KEYS:
                     raise ConfigError(f"unknown key 'severity.{severity_key}'")
                 settings[f"severity_{severity_key}"] = threshold
+        elif key == "limits":
+            settings["limits"] = limits_from_mapping(value)
         elif key in _KEYS:
             settings[key] = value
         else:
