@@ -153,7 +153,7 @@ class Correlator:
     def _admit(self, record: SourceRecord, produced: Produced) -> InputEvent | None:
         """The event in the record, or None once the record is in the dead-letter output."""
         try:
-            event = parse_event(codec.decode(record.value or b""))
+            event = parse_event(codec.decode(record.value or b""), self._config.limits)
         except codec.DecodeError as error:
             return self._dead_letter(record, error.reason, error.detail, produced)
         except InvalidEvent as error:

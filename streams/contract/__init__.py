@@ -3,6 +3,7 @@ values (``ValueLimits``), topics, the JSON-lines form, and content fingerprints.
 
 from streams.contract.events import (
     CLAIM_KINDS,
+    DEFAULT_LIMITS,
     EVENT_TYPES,
     GLOBAL_EVENT_TYPES,
     SERVICE_PROMISE_KINDS,
@@ -46,6 +47,7 @@ from streams.contract.timestamps import iso_to_ms, ms_to_iso
 
 __all__ = [
     "CLAIM_KINDS",
+    "DEFAULT_LIMITS",
     "EVENT_TYPES",
     "GLOBAL_EVENT_TYPES",
     "SERVICE_PROMISE_KINDS",

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.contract import InputEvent, event_to_decoded, parse_event
+from streams.contract import InputEvent, event_to_decoded
+from streams.contract.events import EVENT_TYPES
 
 OPEN = 0
 KEPT = 1
@@ -225,5 +226,6 @@ def _pending_to_list(pending: dict[str, InputEvent]) -> list[dict[str, Any]]:
 
 
 def _pending_from_list(items: Any) -> dict[str, InputEvent]:
-    events = [parse_event(item) for item in items]
+    # Admitted once already: restored as stored, not judged again by limits configured since.
+    events = [EVENT_TYPES[item.pop("type")](**item) for item in map(dict, items)]
     return {event.event_id: event for event in events}

@@ -9,9 +9,11 @@ from typing import Any
 
 from streams.codec import DecodeError, default_codec, read_container
 from streams.contract import (
+    DEFAULT_LIMITS,
     ClaimPublished,
     InputEvent,
     InvalidEvent,
+    ValueLimits,
     decode_json_line,
     event_to_decoded,
     parse_event,
@@ -29,8 +31,8 @@ class SourceError(Exception):
     """The source cannot be read; the message is one line (``FILE:LINE: reason`` for a bad event)."""
 
 
-def read_events(paths: Sequence[str]) -> Iterator[InputEvent]:
-    """The input events of JSON-lines or Avro container files, in file order.
+def read_events(paths: Sequence[str], limits: ValueLimits = DEFAULT_LIMITS) -> Iterator[InputEvent]:
+    """The input events of JSON-lines or Avro container files, in file order, valid by ``limits``.
 
     A rejected line raises `SourceError`: a story told from part of the log would mislead.
     """
@@ -42,23 +44,23 @@ def read_events(paths: Sequence[str]) -> Iterator[InputEvent]:
         with handle:
             if handle.read(4) == AVRO_CONTAINER_MAGIC:
                 handle.seek(0)
-                yield from _container_events(path, handle)
+                yield from _container_events(path, handle, limits)
                 continue
             handle.seek(0)
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
                 try:
-                    yield parse_event(decode_json_line(line))
+                    yield parse_event(decode_json_line(line), limits)
                 except InvalidEvent as error:
                     raise SourceError(f"{path}:{number}: {error}") from None
 
 
-def _container_events(path: str, handle: Any) -> Iterator[InputEvent]:
+def _container_events(path: str, handle: Any, limits: ValueLimits) -> Iterator[InputEvent]:
     number = 0
     try:
         for number, decoded in enumerate(read_container(handle, default_codec()), start=1):  # noqa: B007
-            yield parse_event(decoded)
+            yield parse_event(decoded, limits)
     except (DecodeError, InvalidEvent) as error:
         raise SourceError(f"{path}:{number + 1}: {error}") from None
 
@@ -118,7 +120,7 @@ class ReplaySource:
     def _replay(self, target: str, subject: str) -> _Pass:
         collected = _Pass(target, subject)
         engine = PromiseEngine(self.config, trace=partial(_keep_target, target, collected.trace))
-        for event in read_events(self.paths):
+        for event in read_events(self.paths, self.config.limits if self.config else DEFAULT_LIMITS):
             customer_id = event.customer_id
             if customer_id is None:
                 if isinstance(event, ClaimPublished):
