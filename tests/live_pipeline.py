@@ -234,9 +234,16 @@ def simulated_company(tmp_path: Path, customers: int, days: int) -> tuple[Path, 
     return path, [*events, closing]
 
 
-def replay_file(path: Path) -> list[dict[str, Any]]:
+def replay_file(path: Path, until: str | None = None) -> list[dict[str, Any]]:
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli.main", "replay", str(path)],
+        [
+            sys.executable,
+            "-m",
+            "streams.cli.main",
+            "replay",
+            str(path),
+            *(["--until", until] if until else []),
+        ],
         check=True,
         capture_output=True,
         text=True,

@@ -66,3 +66,22 @@ def test_events_are_valid_and_in_publication_order() -> None:
 def test_without_a_destination_it_is_a_one_line_usage_error() -> None:
     result = cli("simulate")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--to-file" in result.stderr
+
+
+def test_a_story_published_at_once_ends_before_now_so_no_worker_refuses_it() -> None:
+    """`simulate --to-kafka` with its defaults: a live worker dead-letters events ahead of its clock,
+    so the default story must end in the past, in full (issue "Every alert true")."""
+    import time
+
+    from streams.cli.simulate import _ending_before_now, _parse_start
+    from streams.simulate import simulate_events
+
+    default_start = _parse_start(None, 30, to_kafka=True)
+    start = _ending_before_now(50, 30, 7, default_start)
+    events = list(simulate_events(customers=50, days=30, seed=7, start_ms=start))
+    now_ms = int(time.time() * 1000)
+    assert max(int(e["occurred_at"]) for e in events) <= now_ms - 60_000
+    untouched = list(simulate_events(customers=50, days=30, seed=7, start_ms=default_start))
+    assert max(int(e["occurred_at"]) for e in untouched) > now_ms  # what the old default published
+    shift = default_start - start
+    assert [int(e["occurred_at"]) for e in events] == [int(e["occurred_at"]) - shift for e in untouched]

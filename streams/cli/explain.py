@@ -45,6 +45,7 @@ def _from_files(
         list(files),
         config=_load_config(config_path),
         until=_parse_until(until) if until is not None else None,
+        partitions=Settings.from_env().partitions,
     )
     try:
         return source.story(subject)

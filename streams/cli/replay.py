@@ -23,6 +23,8 @@ from streams.contract import (
     parse_loose_event,
 )
 from streams.engine import AlignmentEvent, ConfigError, EngineConfig, PromiseEngine, load_config
+from streams.settings import Settings
+from streams.topology import PartitionedEngines
 
 AVRO_MAGIC = b"Obj\x01"
 #: below this much input a progress bar is more flicker than help
@@ -175,7 +177,11 @@ def collect_garbage_rarely() -> None:
 
 
 def replay_files(
-    paths: list[str], engine: PromiseEngine, output: BinaryIO, strict: bool = False, until: int | None = None
+    paths: list[str],
+    engine: PromiseEngine | PartitionedEngines,
+    output: BinaryIO,
+    strict: bool = False,
+    until: int | None = None,
 ) -> int:
     """Replay the files in order into ``engine``; returns how many lines were rejected."""
     rejected = 0
@@ -217,18 +223,28 @@ def replay_files(
 @click.option("--until", metavar="TIME", help="At the end, fire every deadline before TIME (ISO-8601 UTC).")
 @click.option("--config", "config_path", metavar="FILE", help="Engine settings (TOML); see docs/engine.md.")
 @click.option("--strict", is_flag=True, help="Stop at the first rejected line instead of skipping it.")
-def command(files: tuple[str, ...], until: str | None, config_path: str | None, strict: bool) -> int:
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=lambda: Settings.from_env().partitions,
+    show_default="$PL_PARTITIONS, else 6",
+    help="Run one engine per partition, customers placed as Kafka places their keys: as the worker does.",
+)
+def command(
+    files: tuple[str, ...], until: str | None, config_path: str | None, strict: bool, partitions: int
+) -> int:
     """Run the promise engine over input-event FILEs (JSON lines or Avro containers), in order.
 
-    Alignment events go to stdout as JSON lines. A rejected line is reported on stderr as
-    FILE:LINE: reason and skipped; the exit code is then 3 (with --strict, at the first one).
+    Alignment events go to stdout as JSON lines, what the live pipeline publishes for the same log
+    (per customer, the same events in the same order with the same ids). A rejected line is reported on
+    stderr as FILE:LINE: reason and skipped; the exit code is then 3 (with --strict, at the first one).
     """
     until_ms = _parse_until(until) if until is not None else None
     config = _load_config(config_path)
     for path in files:
         if not os.path.isfile(path) or not os.access(path, os.R_OK):
             raise CommandError(f"cannot read {path}", EXIT_USAGE)
-    engine = PromiseEngine(config)
+    engine = PartitionedEngines(config, partitions) if partitions > 1 else PromiseEngine(config)
     collect_garbage_rarely()
     rejected = replay_files(list(files), engine, sys.stdout.buffer, strict=strict, until=until_ms)
     if rejected:

@@ -39,6 +39,22 @@ def _parse_start(text: str | None, days: int, to_kafka: bool) -> int:
         raise CommandError(f"bad --start: {error}", EXIT_USAGE) from None
 
 
+#: The last event of a story published at once is this far in the past: a worker dead-letters events
+#: ahead of its clock (SPEC §5), so a story that ends in the future would not be the ledger it tells.
+_ENDS_BEFORE_NOW_MS = 60_000
+
+
+def _ending_before_now(customers: int, days: int, seed: int, start_ms: int) -> int:
+    """The start that moves the story back so that its last event occurred a minute ago (the last
+    days' deliveries and replies fall after the last day the company makes promises)."""
+    last_ms = max(
+        int(event["occurred_at"])
+        for event in simulate_events(customers=customers, days=days, seed=seed, start_ms=start_ms)
+    )
+    overshoot_ms = last_ms - (int(time.time() * 1000) - _ENDS_BEFORE_NOW_MS)
+    return start_ms - max(overshoot_ms, 0)
+
+
 def _write_file(path: str, events: Iterable[dict[str, Any]]) -> None:
     try:
         handle = open(path, "wb")  # noqa: SIM115 - closed below, after the error check
@@ -199,5 +215,7 @@ def command(
     elif speed is not None:
         _publish(_live_schedule(customers, days, seed, start_ms, speed, jitter_s), rate)
     else:
+        if start is None:
+            start_ms = _ending_before_now(customers, days, seed, start_ms)
         events = simulate_events(customers=customers, days=days, seed=seed, start_ms=start_ms)
         _publish([(0.0, event) for event in events], rate)

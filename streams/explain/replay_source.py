@@ -20,6 +20,7 @@ from streams.contract import (
 )
 from streams.engine import EngineConfig, PromiseEngine, TraceRecord, alert_for
 from streams.explain.story import Story, build_story
+from streams.topology import PartitionedEngines
 
 AVRO_CONTAINER_MAGIC = b"Obj\x01"
 
@@ -95,6 +96,8 @@ class ReplaySource:
     config: EngineConfig = field(default_factory=EngineConfig)
     #: fire every deadline before this time at the end (epoch ms), as `replay --until` does
     until: int | None = None
+    #: one engine per partition, as the worker and `replay --partitions` run (streams/topology.py)
+    partitions: int = 1
 
     def story(self, subject: str) -> Story | None:
         """The story of the customer ``subject`` names (customer, promise or ticket id); None if unknown."""
@@ -119,7 +122,10 @@ class ReplaySource:
 
     def _replay(self, target: str, subject: str) -> _Pass:
         collected = _Pass(target, subject)
-        engine = PromiseEngine(self.config, trace=partial(_keep_target, target, collected.trace))
+        trace = partial(_keep_target, target, collected.trace)
+        engine = PartitionedEngines(
+            self.config, self.partitions, lambda config: PromiseEngine(config, trace=trace)
+        )
         for event in read_events(self.paths, self.config.limits if self.config else DEFAULT_LIMITS):
             customer_id = event.customer_id
             if customer_id is None:
@@ -138,7 +144,7 @@ class ReplaySource:
         return collected
 
     @staticmethod
-    def _collect(engine: PromiseEngine, outputs: list[Any], collected: _Pass) -> None:
+    def _collect(engine: PartitionedEngines, outputs: list[Any], collected: _Pass) -> None:
         for output in outputs:
             customer_id = output.customer_id
             if customer_id is None:
