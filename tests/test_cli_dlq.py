@@ -425,3 +425,77 @@ def test_redrive_of_nothing_says_so(kafka: FakeKafka, capsys: pytest.CaptureFixt
     code, out, err = _run(capsys, "redrive", "--yes")
     assert (code, out) == (0, "")
     assert "no dead letters in alignment.dlq" in err
+
+
+# -- reading a topic to its end (streams/dlq/kafka.py), against a fake consumer -----------------------
+
+
+class _Record:
+    def __init__(self, partition: int, offset: int, value: bytes) -> None:
+        self.partition, self.offset, self.value, self.key = partition, offset, value, None
+
+
+class FakeConsumer:
+    """kafka-python's KafkaConsumer as read_to_end uses it: a topic whose log keeps growing."""
+
+    def __init__(self, logs: dict[int, list[bytes]], start: dict[int, int] | None = None) -> None:
+        self.logs = logs
+        self.start = start or dict.fromkeys(logs, 0)
+        self.positions: dict[Any, int] = {}
+        self.polls = 0
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(self.logs) if topic == "alignment.dlq" else set()
+
+    def end_offsets(self, partitions: list[Any]) -> dict[Any, int]:
+        return {tp: self.start[tp.partition] + len(self.logs[tp.partition]) for tp in partitions}
+
+    def assign(self, partitions: list[Any]) -> None:
+        self.assigned = partitions
+
+    def seek_to_beginning(self, *partitions: Any) -> None:
+        for tp in partitions:
+            self.positions[tp] = self.start[tp.partition]
+
+    def position(self, tp: Any) -> int:
+        return self.positions[tp]
+
+    def poll(self, timeout_ms: int) -> dict[Any, list[_Record]]:
+        self.polls += 1
+        for log in self.logs.values():
+            log.append(b"written meanwhile")  # a busy topic: the end moves while it is read
+        batch = {}
+        for tp in self.assigned:
+            first = self.positions[tp]
+            log = self.logs[tp.partition][first - self.start[tp.partition] :][:2]
+            if log:
+                batch[tp] = [_Record(tp.partition, first + i, value) for i, value in enumerate(log)]
+                self.positions[tp] = first + len(log)
+        return batch
+
+
+def test_reading_stops_at_the_end_offsets_asked_first_and_an_empty_topic_at_once() -> None:
+    from streams.dlq.kafka import read_to_end
+
+    empty = FakeConsumer({0: [], 1: []})
+    assert list(read_to_end(empty, "alignment.dlq")) == []
+    assert empty.polls == 0
+    busy = FakeConsumer({0: [b"a", b"b", b"c"], 1: [], 2: [b"d"]}, start={0: 0, 1: 0, 2: 40})
+    records = list(read_to_end(busy, "alignment.dlq"))
+    assert sorted((r.partition, r.offset, r.value) for r in records) == [
+        (0, 0, b"a"),
+        (0, 1, b"b"),
+        (0, 2, b"c"),
+        (2, 40, b"d"),
+    ]
+
+
+def test_a_missing_topic_and_a_read_that_stalls_are_errors_not_hangs() -> None:
+    from streams.dlq.kafka import KafkaUnavailable, read_to_end
+
+    with pytest.raises(KafkaUnavailable, match=r"topic alignment\.dlq-redriven does not exist"):
+        list(read_to_end(FakeConsumer({0: [b"a"]}), "alignment.dlq-redriven"))
+    stuck = FakeConsumer({0: [b"a"]})
+    stuck.poll = lambda timeout_ms: {}  # type: ignore[method-assign]
+    with pytest.raises(KafkaUnavailable, match="no progress"):
+        list(read_to_end(stuck, "alignment.dlq", stall_s=0.2))
