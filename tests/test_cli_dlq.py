@@ -246,6 +246,9 @@ def test_show_never_prints_control_characters_from_customer_text(
         assert code == 0
         assert not any(ch in out for ch in "\x1b\x07\u202e\u2028\x9b\xff"), args
         assert "Zoë" in out or "\\x1b[31mred" in out
+    code, out, _ = _run(capsys, "show", "--index", "0")
+    assert '\n  "event_id": "ev-1",\n' in out  # the value readable, one field a line
+    assert "\\u001b[2J" in out
     # the JSON form still decodes to exactly what the record holds
     shown = json.loads(_run(capsys, "show", "--index", "0", "--json")[1])
     assert shown["value"]["rep_name"] == hostile

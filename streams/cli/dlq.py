@@ -288,7 +288,7 @@ def redrive_command(
     partition, once what refused them is fixed (a limit raised, a schema registered, Slack's answer
     dealt with). Each redriven record carries a `pl-redriven-from` header, and what was sent is
     remembered in the compacted topic alignment.dlq-redriven: running the same redrive again skips it
-    (--again sends it anyway; the worker ignores an event_id it already applied).
+    (--again sends it anyway; the worker ignores an event_id it applied within its dedupe window).
 
     Exit status 1 when some selected dead letters cannot go back (an unreadable record, a source
     topic or partition that no longer exists); the others are sent.

@@ -205,6 +205,8 @@ def count(letters: Iterable[DeadLetter], markers: Mapping[str, Marker]) -> list[
 # -- one dead letter in full -----------------------------------------------------------------------
 
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
+# json.dumps escapes a newline inside a string: one left in its output is indentation
+_UNSAFE_IN_JSON = re.compile(r"[^\x20-\x7e\n]")
 
 
 def printable(text: str) -> str:
@@ -219,7 +221,7 @@ def safe_json(value: Any, *, indent: int | None = None) -> str:
     Those only occur inside strings (JSON's own syntax is ASCII), so they are replaced by JSON's
     ``\\uXXXX`` escapes: the document still decodes to exactly ``value``."""
     text = json.dumps(value, ensure_ascii=False, indent=indent)
-    return _UNSAFE.sub(lambda m: m[0] if m[0].isprintable() else json.dumps(m[0])[1:-1], text)
+    return _UNSAFE_IN_JSON.sub(lambda m: m[0] if m[0].isprintable() else json.dumps(m[0])[1:-1], text)
 
 
 def safe_iso(ms: int) -> str:
@@ -297,36 +299,33 @@ def describe(letter: DeadLetter, marker: Marker | None) -> dict[str, Any]:
 
 
 def readable(description: Mapping[str, Any]) -> str:
-    """The human form of ``describe``: one labelled line per fact, then the value."""
-    key = description["key"]
-    if key is not None:
-        key_shown = safe_json(key)
+    """The human form of ``describe``: one labelled line per fact, then the value on lines of its own."""
+    if description["key"] is not None:
+        key = safe_json(description["key"])
     elif description["key_hex"] is not None:
-        key_shown = f"(not UTF-8) hex {description['key_hex']}"
+        key = f"(not UTF-8) hex {description['key_hex']}"
     else:
-        key_shown = "(none)"
+        key = "(none)"
     redriven = description["redriven"]
-    lines = [
+    facts = [
         ("dead letter", description["dead_letter"]),
         ("reason", description["reason"]),
         ("detail", description["detail"]),
-        (
-            "source",
-            f"{description['topic'] or '-'} partition {description['partition']} "
-            f"offset {description['offset']}",
-        ),
+        ("source", f"{description['topic'] or '-'} partition {description['partition']} "
+                   f"offset {description['offset']}"),
         ("dead-lettered", description["dead_lettered_at"]),
         ("redriven", "no" if redriven is None else f"to {redriven['to']} at {redriven['at']}"),
-        ("key", key_shown),
-    ]
+        ("key", key),
+    ]  # fmt: skip
     size = description["value_size"]
     if description["value"] is not None:
-        value = f"{description['value_format']}, {size} bytes\n{safe_json(description['value'], indent=2)}"
+        facts.append(("value", f"{description['value_format']}, {size} bytes"))
+        body = safe_json(description["value"], indent=2)
     elif description["value_format"] == "null":
-        value = "(none)"
+        facts.append(("value", "(none)"))
+        body = None
     else:
-        value = f"{size} bytes, not decoded ({description['value_error']})\n{description['value_preview']}"
-    lines.append(("value", value))
-    return "\n".join(
-        f"{label:<14}{printable(str(text)) if label != 'value' else text}" for label, text in lines
-    )
+        facts.append(("value", f"{size} bytes, not decoded ({description['value_error']})"))
+        body = description["value_preview"]
+    lines = [f"{label:<14}{printable(str(text))}" for label, text in facts]
+    return "\n".join(lines if body is None else [*lines, body])

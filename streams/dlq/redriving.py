@@ -3,10 +3,10 @@
 As in Snowplow's recovery of failed events, the original bytes go back unchanged to the source topic,
 here to the very partition they were read from: a customer's records stay on the partition that
 holds its state, next to the customer's records of the other input topics (co-partitioning). The
-worker treats them as new records (it de-duplicates by ``event_id``, and a dead-lettered event never
-used its id up), so a redrive sent twice is harmless; still, each redriven record carries a
-``pl-redriven-from`` header, and a marker per dead letter in the compacted ``alignment.dlq-redriven``
-lets the next redrive of the same selection skip what was sent already.
+worker treats them as new records: it de-duplicates by ``event_id`` within its dedupe window, and a
+dead-lettered event never used its id up, so a redrive sent twice is harmless. Still, each redriven
+record carries a ``pl-redriven-from`` header, and a marker per dead letter in the compacted
+``alignment.dlq-redriven`` lets the next redrive of the same selection skip what was sent already.
 """
 
 from __future__ import annotations
