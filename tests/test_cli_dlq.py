@@ -168,9 +168,10 @@ def test_counts_on_an_empty_topic_say_so(kafka: FakeKafka, capsys: pytest.Captur
 def test_a_record_of_the_topic_that_is_no_dead_letter_is_counted_not_hidden(
     kafka: FakeKafka, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    kafka.add(b"garbage")
+    kafka.dlq.append(RawRecord(0, 0, b"garbage", T0))
     rows = _json_lines(_run(capsys, "counts", "--json")[1])
     assert [(r["reason"], r["dead_letters"]) for r in rows] == [("unreadable_dead_letter", 1)]
+    assert rows[0]["first_dead_lettered_at"] == "2026-02-25T06:13:20Z"  # its Kafka timestamp
 
 
 def test_counts_tell_how_many_were_redriven(kafka: FakeKafka, capsys: pytest.CaptureFixture[str]) -> None:

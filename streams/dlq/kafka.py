@@ -77,7 +77,7 @@ class KafkaDeadLetterLog:
 
     def records(self) -> Iterator[RawRecord]:
         for record in read_to_end(self._reader, self._topic):
-            yield RawRecord(record.partition, record.offset, record.value)
+            yield RawRecord(record.partition, record.offset, record.value, record.timestamp)
 
 
 def read_markers(reader: KafkaConsumer, topic: str = REDRIVEN_TOPIC) -> dict[str, Marker]:

@@ -30,6 +30,7 @@ class RawRecord(NamedTuple):
     partition: int
     offset: int
     value: bytes | None
+    timestamp: int = 0  # the record's Kafka timestamp, epoch ms
 
 
 class DeadLetterLog(Protocol):
@@ -101,7 +102,7 @@ def parse(record: RawRecord) -> DeadLetter:
             -1,
             None,
             record.value,
-            0,
+            record.timestamp,  # when it was written is all there is to go by
             fingerprint(record.value),
         )
 
