@@ -98,8 +98,8 @@ def _nothing_matches(letters: Sequence[DeadLetter]) -> str:
     if not letters:
         return f"no dead letters in {DEAD_LETTER_TOPIC}"
     reasons = ", ".join(sorted({printable(letter.reason) for letter in letters}))
-    topics = ", ".join(sorted({printable(letter.topic) for letter in letters if letter.topic}))
-    return f"no dead letter matches (reasons present: {reasons}; topics: {topics})"
+    topics = ", ".join(sorted({printable(letter.topic) for letter in letters if letter.topic})) or "none"
+    return f"no dead letter matches (reasons present: {reasons}; source topics: {topics})"
 
 
 def _counts_table(rows: list[CountRow]) -> Any:
