@@ -14,6 +14,8 @@ INPUT_TOPICS: tuple[str, ...] = ("marketing.events", "sales.events", "fulfilment
 ALIGNMENT_TOPIC = "alignment.events"
 ALERTS_TOPIC = "alignment.alerts"
 DEAD_LETTER_TOPIC = "alignment.dlq"
+# compacted: which dead letters `promise-ledger dlq redrive` already sent back (docs/operations.md)
+REDRIVEN_TOPIC = "alignment.dlq-redriven"
 # Co-partitioned with the input topics: the worker's timer drops a tick into every partition so an idle
 # partition's clock still follows wall time (SPEC §5).
 TICKS_TOPIC = "promise-ledger.ticks"

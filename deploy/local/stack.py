@@ -44,6 +44,7 @@ from streams.settings import (  # noqa: E402
     DEAD_LETTER_TOPIC,
     INPUT_TOPICS,
     NOTIFIER_GROUP,
+    REDRIVEN_TOPIC,
     SINK_GROUP,
     SLACK_SENT_TOPIC,
     STATE_CHANGELOG_TOPIC,
@@ -484,10 +485,10 @@ class Kafka:
 
     def reset(self) -> None:
         """Empty every pipeline topic: delete them, the worker's state changelog, the notifier's sent
-        keys and the consumer groups, then create the topics again."""
+        keys, the redriven dead letters' markers and the consumer groups, then create the topics again."""
         from kafka.errors import CoordinatorNotAvailableError
 
-        doomed = {*self.settings.partitions_by_topic, STATE_CHANGELOG_TOPIC, SLACK_SENT_TOPIC}
+        doomed = {*self.settings.partitions_by_topic, STATE_CHANGELOG_TOPIC, SLACK_SENT_TOPIC, REDRIVEN_TOPIC}
         with admin_client(self.settings) as admin:
             # A member that was killed stays in its group until its session times out; its committed
             # offsets would then outlive the topics, so wait until every group is really gone.

@@ -7,7 +7,7 @@ import sys
 import click
 
 from streams import __version__
-from streams.cli import explain, notify, replay, report, simulate, sink, watch, worker
+from streams.cli import dlq, explain, notify, replay, report, simulate, sink, watch, worker
 from streams.cli.errors import EXIT_USAGE, CommandError
 
 
@@ -25,10 +25,11 @@ def cli() -> None:
     Live, on Kafka and ClickHouse (deploy/local/stack up):
       promise-ledger worker        correlate events as they arrive
       promise-ledger report        the marketing / sales / service scorecard
+      promise-ledger dlq counts    dead letters by reason; `dlq redrive` sends them back after a fix
     """
 
 
-for module in (replay, worker, sink, notify, simulate, report, explain, watch):
+for module in (replay, worker, sink, notify, simulate, report, explain, watch, dlq):
     cli.add_command(module.command)
 
 
