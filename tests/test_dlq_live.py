@@ -33,7 +33,9 @@ def _commitment(n: int, now_ms: int) -> dict[str, Any]:
         "type": "CommitmentMade",
         "event_id": f"{customer}-commit",
         "customer_id": customer,
-        "occurred_at": now_ms + n,
+        # Made ten minutes ago: the worker holds an event back until its clock (wall time minus grace,
+        # once caught up) has passed it, so a redrive of fresh events would be correlated 5 min later.
+        "occurred_at": now_ms - 10 * 60_000 + n,
         "source": "salesforce",
         "commitment_id": f"{customer}-commitment",
         "deal_id": f"{customer}-deal",

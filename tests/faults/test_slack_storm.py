@@ -108,7 +108,7 @@ def test_rate_limited_bursts_reach_slack_once_each_in_order_across_a_restart(pip
 def _committed(bootstrap: str) -> int:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        offsets = admin.list_consumer_group_offsets(NOTIFIER_GROUP)
+        offsets = admin.list_group_offsets(NOTIFIER_GROUP).get(NOTIFIER_GROUP, {})
         return sum(meta.offset for tp, meta in offsets.items() if tp.topic == ALERTS_TOPIC)
     finally:
         admin.close()
