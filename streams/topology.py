@@ -51,9 +51,14 @@ class PartitionedEngines:
 
     def process(self, event: InputEvent) -> list[AlignmentEvent]:
         customer_id = event.customer_id
-        if customer_id is not None:
-            return self.engine_of(customer_id).process(event)
-        return self._from_every(lambda engine: engine.process(event))
+        if customer_id is None:
+            return self._from_every(lambda engine: engine.process(event))
+        engine = self.engine_of(customer_id)
+        out = engine.process(event)
+        if engine is self._engines[CATALOG_PARTITION] or all(e.customer_id is not None for e in out):
+            return out
+        # A customer's event can release a held catalog fact: its outputs come from one partition only.
+        return [e for e in out if e.customer_id is not None]
 
     def advance_to(self, moment: int) -> list[AlignmentEvent]:
         return self._from_every(lambda engine: engine.advance_to(moment))
