@@ -194,3 +194,17 @@ def test_a_value_outside_the_limits_is_reported_with_file_line_and_field(tmp_pat
     assert "must be a moment from 1970-01-01T00:00:00Z" in replay(path, "--config", config).stderr
     config.write_text("[limits]\nmax_id_length = 3\n")
     assert f"{path}:1: " in replay(path, "--config", config).stderr
+
+
+def test_a_conflicting_duplicate_is_reported_with_file_line_and_the_first_stands(tmp_path: Path) -> None:
+    first = (
+        '{"type":"TicketOpened","event_id":"dup","customer_id":"c","occurred_at":"2026-03-01T00:00:00Z",'
+        '"source":"zendesk","ticket_id":"t","category":"OTHER"}'
+    )
+    path = tmp_path / "dup.jsonl"
+    path.write_text(first + "\n" + first + "\n" + first.replace("OTHER", "LATE") + "\n")
+    result = replay(path, "--until", "2026-03-05T00:00:00Z")
+    assert result.returncode == 3
+    assert f"{path}:3: conflicting_duplicate" in result.stderr and f"{path}:2:" not in result.stderr
+    complaints = [e for e in lines(result) if e["type"] == "COMPLAINT_ATTRIBUTED"]
+    assert [e["reason"] for e in complaints] == ["OTHER"]

@@ -108,3 +108,55 @@ def test_ledgers_are_json_round_trippable() -> None:
     for ledger in itertools.islice(engine.ledgers.values(), 10):
         data = json.loads(json.dumps(ledger.to_dict()))
         assert CustomerLedger.from_dict(data).to_dict() == ledger.to_dict()
+
+
+def test_the_same_event_id_with_other_content_is_a_conflict_and_the_first_stands() -> None:
+    """SPEC §3: a redelivery changes nothing; a conflicting duplicate is refused, the first stands."""
+    from dataclasses import replace
+
+    import pytest
+
+    from streams.engine import ConflictingDuplicate
+
+    engine = PromiseEngine()
+    first = TicketOpened("e1", "a", DEFAULT_START_MS, "zendesk", "t1", "OTHER", None, None, None)
+    engine.process(first)
+    assert engine.process(first) == [] and engine.redelivered == 1
+    with pytest.raises(ConflictingDuplicate, match="'e1'"):
+        engine.process(replace(first, category="LATE"))
+    catalog_fact = parse_event(
+        {
+            "type": "StockChanged",
+            "event_id": "s1",
+            "customer_id": None,
+            "occurred_at": DEFAULT_START_MS,
+            "source": "erp",
+            "product": "lamp",
+            "on_hand": 3,
+        }
+    )
+    engine.process(catalog_fact)
+    with pytest.raises(ConflictingDuplicate):
+        engine.process(replace(catalog_fact, on_hand=0))
+    opened = [e for e in engine.drain() if e.type == "COMPLAINT_ATTRIBUTED"]
+    assert [e.reason for e in opened] == ["OTHER"] and engine.catalog.stock == {"lamp": 3}
+
+
+def test_state_written_before_fingerprints_were_kept_still_dedupes() -> None:
+    ledger = CustomerLedger.from_dict(
+        {
+            "customer_id": "a",
+            "promises": [],
+            "orders": {},
+            "tickets": [],
+            "exposures": {},
+            "value": 0.0,
+            "rep_name": None,
+            "seen": {"e1": DEFAULT_START_MS},
+            "compact_at": None,
+            "last_at": DEFAULT_START_MS,
+        }
+    )
+    engine = PromiseEngine(ledgers={"a": ledger})
+    again = TicketOpened("e1", "a", DEFAULT_START_MS, "zendesk", "t1", "LATE", None, None, None)
+    assert engine.process(again) == [] and engine.redelivered == 1

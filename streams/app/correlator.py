@@ -32,6 +32,7 @@ from streams.engine import (
     CATALOG_KEY,
     AlignmentEvent,
     Catalog,
+    ConflictingDuplicate,
     CustomerLedger,
     EngineConfig,
     PromiseEngine,
@@ -43,6 +44,9 @@ EVENTS_IN = Counter("ledger_events_in_total", "Input events applied to the engin
 DEAD_LETTERS = Counter("ledger_dead_letters_total", "Records sent to the dead-letter topic", ["reason"])
 ALIGNMENT_OUT = Counter("ledger_alignment_events_total", "Alignment events published", ["type"])
 ALERTS_OUT = Counter("ledger_alerts_total", "Alerts published", ["severity"])
+REDELIVERED = Counter(
+    "ledger_redelivered_events_total", "Events taken again with the same content (changed nothing)", ["topic"]
+)
 ALREADY_APPLIED = Counter(
     "ledger_records_already_applied_total", "Redelivered records the state already reflects", ["topic"]
 )
@@ -147,8 +151,18 @@ class Correlator:
         event = self._admit(record, produced)
         if event is None:
             return
-        self._publish(record.partition, partition.engine.process(event), produced)
-        EVENTS_IN.labels(record.topic).inc()
+        engine = partition.engine
+        redelivered = engine.redelivered
+        try:
+            outputs = engine.process(event)
+        except ConflictingDuplicate as conflict:
+            self._dead_letter(record, "conflicting_duplicate", str(conflict), produced)
+            return
+        self._publish(record.partition, outputs, produced)
+        if engine.redelivered != redelivered:
+            REDELIVERED.labels(record.topic).inc()
+        else:
+            EVENTS_IN.labels(record.topic).inc()
 
     def _admit(self, record: SourceRecord, produced: Produced) -> InputEvent | None:
         """The event in the record, or None once the record is in the dead-letter output."""

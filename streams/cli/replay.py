@@ -22,7 +22,14 @@ from streams.contract import (
     load_json_line,
     parse_loose_event,
 )
-from streams.engine import AlignmentEvent, ConfigError, EngineConfig, PromiseEngine, load_config
+from streams.engine import (
+    AlignmentEvent,
+    ConfigError,
+    ConflictingDuplicate,
+    EngineConfig,
+    PromiseEngine,
+    load_config,
+)
 from streams.settings import Settings
 from streams.topology import PartitionedEngines
 
@@ -200,17 +207,21 @@ def replay_files(
             entries = read(handle, progress, engine.config.limits)
             process = engine.process
             for number, entry in entries:
-                if type(entry) is str:
-                    rejected += 1
-                    sink.flush()
-                    click.echo(f"{path}:{number}: {entry}", err=True)
-                    if strict:
-                        stopped = True
-                        break
-                    continue
-                out = process(entry)  # type: ignore[arg-type]
-                if out:
-                    sink.write(out)
+                if type(entry) is not str:
+                    try:
+                        out = process(entry)  # type: ignore[arg-type]
+                    except ConflictingDuplicate as conflict:
+                        entry = f"conflicting_duplicate: {conflict}"
+                    else:
+                        if out:
+                            sink.write(out)
+                        continue
+                rejected += 1
+                sink.flush()
+                click.echo(f"{path}:{number}: {entry}", err=True)
+                if strict:
+                    stopped = True
+                    break
         if until is not None and not stopped:
             sink.write(engine.advance_to(until))
         sink.write(engine.drain())  # the input has ended: nothing is held back for later arrivals

@@ -2,7 +2,7 @@
 
 from streams.engine.alignment import ALIGNMENT_TYPES, Alert, AlignmentEvent, alert_for, alignment_id
 from streams.engine.config import ConfigError, EngineConfig, config_from_mapping, load_config
-from streams.engine.engine import CATALOG_KEY, PromiseEngine
+from streams.engine.engine import CATALOG_KEY, ConflictingDuplicate, PromiseEngine
 from streams.engine.ledger import Catalog, CustomerLedger
 from streams.engine.trace import TraceRecord
 
@@ -13,6 +13,7 @@ __all__ = [
     "AlignmentEvent",
     "Catalog",
     "ConfigError",
+    "ConflictingDuplicate",
     "CustomerLedger",
     "EngineConfig",
     "PromiseEngine",

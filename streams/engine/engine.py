@@ -13,6 +13,7 @@ import heapq
 import sys
 from collections.abc import Callable, MutableMapping
 
+from streams.contract import fingerprint
 from streams.contract.events import (
     AgentReplied,
     CallbackMade,
@@ -93,6 +94,9 @@ UNATTRIBUTED = "UNATTRIBUTED"
 _KIND_OF_FULFILMENT = {CallbackMade: "CALLBACK", RefundIssued: "REFUND"}
 
 Mark = tuple[int, str, str]
+#: (occurred_at, content fingerprint) of an event_id taken, for the dedupe window
+Seen = tuple[int, int]
+_FINGERPRINT_MASK = 2**63 - 1  # a JSON-safe integer
 #: (occurred_at, rank of its type at a tie, event_id, customer_id or "" for the catalog)
 Held = tuple[int, int, str, str]
 
@@ -122,13 +126,33 @@ def _held_entry(event: InputEvent) -> Held:
     return (event.occurred_at, _RANK_AT_A_TIE[type(event)], event.event_id, event.customer_id or "")
 
 
-def _forget_seen_before(seen: dict[str, int], horizon: int) -> None:
+def _forget_seen_before(seen: dict[str, Seen], horizon: int) -> None:
     """Drop the dedupe ids at the front of ``seen`` (oldest first) that are older than ``horizon``."""
     while seen:
         oldest = next(iter(seen))
-        if seen[oldest] >= horizon:
+        if seen[oldest][0] >= horizon:
             break
         del seen[oldest]
+
+
+class ConflictingDuplicate(Exception):
+    """An event whose ``event_id`` was already taken with other content (SPEC §3): the first stands,
+    this one changes nothing and goes to the dead letters."""
+
+    def __init__(self, event: InputEvent) -> None:
+        super().__init__(f"event_id {event.event_id!r} was already applied with other content")
+        self.event_id = event.event_id
+
+
+def _seen_entry(event: InputEvent) -> Seen:
+    return (event.occurred_at, fingerprint(event) & _FINGERPRINT_MASK)
+
+
+def _check_redelivery(known: Seen, event: InputEvent) -> None:
+    """A second copy of a taken event_id: the same content is a redelivery, other content a conflict
+    (a fingerprint of 0 comes from state written before fingerprints were kept: taken as the same)."""
+    if known[1] and known[1] != fingerprint(event) & _FINGERPRINT_MASK:
+        raise ConflictingDuplicate(event)
 
 
 class PromiseEngine:
@@ -169,6 +193,8 @@ class PromiseEngine:
             SatisfactionRated: self._on_rated,
         }
         self._dirty: dict[str, CustomerLedger] = {}
+        #: events taken again with the same content (a redelivery changes nothing)
+        self.redelivered = 0
         self.rebuild_indexes()
 
     # ----------------------------------------------------------------------------------------------
@@ -223,26 +249,33 @@ class PromiseEngine:
         occurred_at = event.occurred_at
         if customer_id is None:
             holder: CustomerLedger | Catalog = self._catalog
-            if event_id in holder.seen:
+            known = holder.seen.get(event_id)
+            if known is not None:
+                _check_redelivery(known, event)
+                self.redelivered += 1
                 return out
-            holder.seen[event_id] = occurred_at
+            holder.seen[event_id] = _seen_entry(event)
             if occurred_at > holder.last_at:
                 holder.last_at = occurred_at
             _forget_seen_before(holder.seen, self._clock - self._dedupe_window)
         else:
             ledgers = self.ledgers
             ledger = ledgers.get(customer_id)
-            if ledger is not None and event_id in ledger.seen:
-                return out
-            if ledger is None:
+            if ledger is not None:
+                known = ledger.seen.get(event_id)
+                if known is not None:
+                    _check_redelivery(known, event)
+                    self.redelivered += 1
+                    return out
+            else:
                 ledger = CustomerLedger(sys.intern(customer_id))
             # Remember the id for the dedupe window; a first event schedules the ledger's housekeeping.
             seen = ledger.seen
-            seen[event_id] = occurred_at
+            seen[event_id] = _seen_entry(event)
             if occurred_at > ledger.last_at:
                 ledger.last_at = occurred_at
             horizon = self._clock - self._dedupe_window
-            if next(iter(seen.values())) < horizon:  # the oldest id is almost always inside the window
+            if next(iter(seen.values()))[0] < horizon:  # the oldest id is almost always inside the window
                 _forget_seen_before(seen, horizon)
             if ledger.compact_at is None:
                 ledger.compact_at = max(self._clock, occurred_at) + self._lookback
@@ -441,7 +474,9 @@ class PromiseEngine:
         # each kind of record is filtered only when there is some, and the promises read only if needed.
         if ledger.seen:
             dedupe_horizon = moment - self._dedupe_window
-            ledger.seen = {event_id: at for event_id, at in ledger.seen.items() if at >= dedupe_horizon}
+            ledger.seen = {
+                event_id: entry for event_id, entry in ledger.seen.items() if entry[0] >= dedupe_horizon
+            }
         horizon = moment - self._lookback
         promises = ledger.promises.values()
         if ledger.orders:

@@ -111,8 +111,8 @@ class CustomerLedger:
     value: float = 0.0
     #: the rep of the customer's latest commitment that named one (a personal sales approach)
     rep_name: str | None = None
-    #: event_id -> occurred_at, for the dedupe window
-    seen: dict[str, int] = field(default_factory=dict)
+    #: event_id -> (occurred_at, content fingerprint), for the dedupe window
+    seen: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: when the next housekeeping pass over this ledger is due (None: none scheduled)
     compact_at: int | None = None
     last_at: int = 0
@@ -158,7 +158,7 @@ class CustomerLedger:
             exposures=dict(data["exposures"]),
             value=float(data["value"]),
             rep_name=data["rep_name"],
-            seen=dict(data["seen"]),
+            seen=_seen_from(data["seen"]),
             compact_at=data["compact_at"],
             last_at=data["last_at"],
             pending=_pending_from_list(data.get("pending", ())),
@@ -196,7 +196,7 @@ class Catalog:
     claims: dict[str, Claim] = field(default_factory=dict)
     #: product -> units on hand (absent: never reported)
     stock: dict[str, int] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, tuple[int, int]] = field(default_factory=dict)
     last_at: int = 0
     pending: dict[str, InputEvent] = field(default_factory=dict)
 
@@ -215,7 +215,7 @@ class Catalog:
         return cls(
             claims={claim.claim_id: claim for claim in claims},
             stock=dict(data["stock"]),
-            seen=dict(data["seen"]),
+            seen=_seen_from(data["seen"]),
             last_at=data["last_at"],
             pending=_pending_from_list(data.get("pending", ())),
         )
@@ -229,3 +229,11 @@ def _pending_from_list(items: Any) -> dict[str, InputEvent]:
     # Admitted once already: restored as stored, not judged again by limits configured since.
     events = [EVENT_TYPES[item.pop("type")](**item) for item in map(dict, items)]
     return {event.event_id: event for event in events}
+
+
+def _seen_from(data: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    # State written before fingerprints were kept holds the time alone: fingerprint 0, "unknown".
+    return {
+        event_id: (entry, 0) if isinstance(entry, int) else (entry[0], entry[1])
+        for event_id, entry in data.items()
+    }

@@ -18,7 +18,7 @@ from streams.contract import (
     event_to_decoded,
     parse_event,
 )
-from streams.engine import EngineConfig, PromiseEngine, TraceRecord, alert_for
+from streams.engine import ConflictingDuplicate, EngineConfig, PromiseEngine, TraceRecord, alert_for
 from streams.explain.story import Story, build_story
 from streams.topology import PartitionedEngines
 
@@ -137,7 +137,10 @@ class ReplaySource:
                 getattr(event, name, None) == subject for name in _ID_FIELDS
             ):
                 collected.named_customer = customer_id
-            self._collect(engine, engine.process(event), collected)
+            try:
+                self._collect(engine, engine.process(event), collected)
+            except ConflictingDuplicate:
+                continue  # the first content stands, as in replay (which reports the line)
         if self.until is not None:
             self._collect(engine, engine.advance_to(self.until), collected)
         self._collect(engine, engine.drain(), collected)

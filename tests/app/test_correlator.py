@@ -190,3 +190,28 @@ def test_an_event_from_a_producer_clock_ahead_is_dead_lettered_and_moves_no_cloc
     correlator.advance(0, NOW_MS, produced)
     broken = [codec.decode_alignment(v) for _, v in produced.alignment]
     assert [e["type"] for e in broken if e["type"] == "PROMISE_BROKEN"] == []
+
+
+def test_a_conflicting_duplicate_is_dead_lettered_counted_and_changes_nothing() -> None:
+    from prometheus_client import REGISTRY
+
+    def count(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    correlator = Correlator({}, wall_clock_ms=lambda: NOW_MS)
+    produced = Produced()
+    first = _ticket("same-id", "c-dup", NOW_MS - 3_600_000)
+    conflicting = {**first, "category": "LATE"}
+    before = count("ledger_dead_letters_total", {"reason": "conflicting_duplicate"})
+    redelivered = count("ledger_redelivered_events_total", {"topic": "service.events"})
+    for offset, event in enumerate([first, first, conflicting]):
+        value = codec.encode(event)
+        correlator.handle(SourceRecord("service.events", 0, offset, b"c-dup", value), produced)
+    (dead_letter,) = [codec.decode_dead_letter(value) for _, value in produced.dead_letters]
+    assert (dead_letter["reason"], dead_letter["offset"]) == ("conflicting_duplicate", 2)
+    assert dead_letter["value"] == codec.encode(conflicting) and "same-id" in dead_letter["detail"]
+    assert count("ledger_dead_letters_total", {"reason": "conflicting_duplicate"}) == before + 1
+    assert count("ledger_redelivered_events_total", {"topic": "service.events"}) == redelivered + 1
+    correlator.advance(0, NOW_MS, produced)
+    complaints = [codec.decode_alignment(v) for _, v in produced.alignment]
+    assert [e["reason"] for e in complaints if e["type"] == "COMPLAINT_ATTRIBUTED"] == ["OTHER"]
