@@ -239,7 +239,7 @@ class Correlator:
 
     @staticmethod
     def _stored(number: int, partition: _Partition, key: bytes, value: bytes | None) -> list[Change]:
-        """The records that write one changed value, and the parts it now has remembered."""
+        """The records that write one changed value; remembers how many parts it has now."""
         stored_parts = partition.parts.pop(key, 0)
         parts = part_count(value)
         if parts:
