@@ -26,6 +26,7 @@ from prometheus_client import Counter, Gauge
 
 from streams import codec
 from streams.app.journal import completed_journal, is_journal_key, journal_records
+from streams.app.parts import Change, is_head, is_part_key, joined, part_count, stored_records
 from streams.contract import InputEvent, InvalidEvent, parse_event
 from streams.contract.events import GLOBAL_EVENT_TYPES
 from streams.engine import (
@@ -115,6 +116,10 @@ class _Partition:
     # Per input topic, the offset after the last record applied on this partition.
     applied_to: dict[str, int]
     progressed: bool = False
+    #: records of the stored journal that a crash may have kept from the store (see _load)
+    owed: list[Change] = field(default_factory=list)
+    #: key -> how many parts its stored value has, for values stored in parts (parts.py)
+    parts: dict[bytes, int] = field(default_factory=dict)
 
 
 class Correlator:
@@ -221,9 +226,20 @@ class Correlator:
 
         A partition's changes come after their journal (``journal.py``), so a crash among them is
         completed when the partition is loaded again, instead of leaving some ledgers a batch ahead.
+        No record is longer than ``parts.PART_BYTES`` plus its key and a few bytes: a longer value
+        goes in parts, and the journal cuts its chunks at that size.
         """
         for number, partition in self._partitions.items():
-            changes = list(self._changes(number, partition))
+            # What the stored journal completes goes first, and outside a new journal: until every
+            # record of it has landed, that journal is their only copy, and a new one overwrites it.
+            owed, partition.owed = partition.owed, []
+            for key, value in owed:
+                yield number, key, value
+            changes = [
+                record
+                for key, value in self._changes(number, partition)
+                for record in self._stored(number, partition, key, value)
+            ]
             # Even a lone change gets one: a journal left from an earlier batch would otherwise be laid
             # over it when the partition is loaded.
             if changes:
@@ -236,7 +252,18 @@ class Correlator:
                 EVENT_CLOCK.labels(str(number)).set(clock / 1000)
 
     @staticmethod
-    def _changes(number: int, partition: _Partition) -> Iterator[tuple[bytes, bytes | None]]:
+    def _stored(number: int, partition: _Partition, key: bytes, value: bytes | None) -> list[Change]:
+        """The records that write one changed value; remembers how many parts it has now."""
+        stored_parts = partition.parts.pop(key, 0)
+        parts = part_count(value)
+        if parts:
+            partition.parts[key] = parts
+        elif not stored_parts:
+            return [(key, value)]  # most values: no part before or now
+        return stored_records(number, key, value, stored_parts)
+
+    @staticmethod
+    def _changes(number: int, partition: _Partition) -> Iterator[Change]:
         for customer_id in partition.ledgers.dirty:
             ledger = partition.ledgers.get(customer_id)
             value = None if ledger is None else orjson.dumps({"p": number, "ledger": ledger.to_dict()})
@@ -272,24 +299,30 @@ class Correlator:
     def _load(self, number: int) -> _Partition:
         records: dict[bytes, Any] = {}
         for key, value in self._store.items():
-            if is_journal_key(key):
+            if is_journal_key(key) or is_part_key(key):
                 continue
             record = orjson.loads(value)
             if record["p"] == number:
                 records[key] = record
-        ledgers, catalogs = _TrackedLedgers(), _TrackedLedgers()
-        # What a crash kept from the store is still owed to it: the next write repeats those changes.
+        # What a crash kept from the store is still owed to it: the next write repeats those records.
         owed = completed_journal(self._store, number)
-        for key, value in owed:
-            records[key] = None if value is None else orjson.loads(value)
-            if key.startswith(_LEDGER_PREFIX):
-                ledgers.dirty.add(key[len(_LEDGER_PREFIX) :].decode())
-            elif key.startswith(_CATALOG_PREFIX):
-                catalogs.dirty.add(CATALOG_KEY)
+        laid = dict(owed)  # the last of each key's records in the journal
+        for key, value in laid.items():
+            if not is_part_key(key):
+                records[key] = None if value is None else orjson.loads(value)
+
+        def stored(key: bytes) -> bytes | None:
+            return laid[key] if key in laid else self._store.get(key)
+
+        ledgers, catalogs = _TrackedLedgers(), _TrackedLedgers()
+        parts: dict[bytes, int] = {}
         applied_to: dict[str, int] = {}
         for key, record in records.items():
             if record is None:
                 continue
+            if is_head(record):
+                parts[key] = record["parts"]
+                record = orjson.loads(joined(key, record, stored))
             if key.startswith(_LEDGER_PREFIX):
                 customer_id = key[len(_LEDGER_PREFIX) :].decode()
                 dict.__setitem__(ledgers, customer_id, CustomerLedger.from_dict(record["ledger"]))
@@ -299,7 +332,7 @@ class Correlator:
                 applied_to = record["applied_to"]
         # The engine derives its clock, deadline queue and stockout index from these records.
         engine = PromiseEngine(self._config, ledgers=ledgers, catalogs=catalogs)
-        return _Partition(engine, ledgers, catalogs, applied_to, progressed=bool(owed))
+        return _Partition(engine, ledgers, catalogs, applied_to, owed=owed, parts=parts)
 
     # -- outputs -------------------------------------------------------------------------------
 

@@ -7,36 +7,39 @@ that came after it in the log puts that order at risk, which the uninterrupted r
 
 So every batch's changes of a partition are first written as a journal: chunks of at most
 ``CHUNK_BYTES`` holding every (key, value) pair, then a header naming the chunks by digest, then the
-changes themselves. When a partition is loaded, a journal whose header and chunks all landed is laid
-over the store: either the crash came before the header (no change of the batch was written: the store
-is the previous batch's, complete) or after it (the journal completes whatever changes are missing).
-Digests rather than a sequence number keep the journal deterministic and need no counter that survives
-a restart; a header next to chunks of a later, unfinished journal simply does not match them.
+changes themselves. The pairs are framed one after another and the chunks cut from that stream
+wherever a chunk is full, so a change longer than a chunk spans several and no record of the journal
+is larger than the broker accepts. When a partition is loaded, a journal whose header and chunks all
+landed is laid over the store: either the crash came before the header (no change of the batch was
+written: the store is the previous batch's, complete) or after it (the journal completes whatever
+changes are missing). Digests rather than a sequence number keep the journal deterministic and need
+no counter that survives a restart; a header next to chunks of a later, unfinished journal simply
+does not match them. That is why the changes a journal completes are written again, all of them,
+before the next journal starts: until then this journal is their only copy.
 """
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Iterator, Mapping
 
 import orjson
 
+from streams.app.parts import PART_BYTES, Change, digest
+
 JOURNAL_PREFIX = b"j:"
-#: well under the 1 MB a Kafka record may have by default (Faust's producer_max_request_size)
-CHUNK_BYTES = 512 * 1024
+#: the bound on every state record (parts.py)
+CHUNK_BYTES = PART_BYTES
 
 _LENGTH = struct.Struct(">I")
 _DELETED = 0xFFFFFFFF
-
-Change = tuple[bytes, bytes | None]  # (key, value or None for a delete)
 
 
 def journal_records(partition: int, changes: list[Change]) -> Iterator[Change]:
     """The records to write before ``changes``: the chunks, then the header that names them."""
     digests: list[str] = []
     for number, chunk in enumerate(_chunks(changes)):
-        digests.append(_digest(chunk))
+        digests.append(digest(chunk))
         yield _chunk_key(partition, number), chunk
     yield _header_key(partition), orjson.dumps({"p": partition, "chunks": digests})
 
@@ -47,12 +50,12 @@ def completed_journal(store: Mapping[bytes, bytes], partition: int) -> list[Chan
     if header is None:
         return []
     chunks: list[bytes] = []
-    for number, digest in enumerate(orjson.loads(header)["chunks"]):
+    for number, named in enumerate(orjson.loads(header)["chunks"]):
         chunk = store.get(_chunk_key(partition, number))
-        if chunk is None or _digest(chunk) != digest:
+        if chunk is None or digest(chunk) != named:
             return []  # a later journal was being written over this one: the store holds this one whole
         chunks.append(chunk)
-    return [change for chunk in chunks for change in _unpack(chunk)]
+    return list(_unpack(b"".join(chunks)))
 
 
 def is_journal_key(key: bytes) -> bool:
@@ -67,23 +70,17 @@ def _chunk_key(partition: int, number: int) -> bytes:
     return JOURNAL_PREFIX + f"{partition}:{number}".encode()
 
 
-def _digest(chunk: bytes) -> str:
-    return hashlib.blake2b(chunk, digest_size=16).hexdigest()
-
-
 def _chunks(changes: list[Change]) -> Iterator[bytes]:
-    parts: list[bytes] = []
-    size = 0
+    framed: list[bytes] = []
     for key, value in changes:
-        framed = _LENGTH.pack(len(key)) + key
-        framed += _LENGTH.pack(_DELETED) if value is None else _LENGTH.pack(len(value)) + value
-        if parts and size + len(framed) > CHUNK_BYTES:
-            yield b"".join(parts)
-            parts, size = [], 0
-        parts.append(framed)
-        size += len(framed)
-    if parts:
-        yield b"".join(parts)
+        framed += (_LENGTH.pack(len(key)), key)
+        framed += (_LENGTH.pack(_DELETED),) if value is None else (_LENGTH.pack(len(value)), value)
+    stream = b"".join(framed)
+    if len(stream) <= CHUNK_BYTES:
+        yield stream  # most batches: no slice, no copy
+        return
+    for at in range(0, len(stream), CHUNK_BYTES):
+        yield stream[at : at + CHUNK_BYTES]
 
 
 def _unpack(chunk: bytes) -> Iterator[Change]:
