@@ -136,3 +136,26 @@ def test_what_arrives_early_within_the_grace_period_counts_at_its_own_time() -> 
         ("PROMISE_OPENED", "k"),
         ("PROMISE_KEPT", "k"),
     }
+
+
+def test_a_deadline_far_in_the_past_costs_a_bounded_number_of_passes(monkeypatch) -> None:
+    """Issue "No record, value or refusal stops a stage": housekeeping used to step from a far-past mark
+    towards the present one lookback (30 days) at a time: ~10^5 passes for a mark 10^16 ms back. The
+    contract refuses such a deadline today; the engine's cost must not depend on the span anyway."""
+    from streams.contract import CommitmentMade
+
+    passes = 0
+    housekeep = PromiseEngine._housekeep
+
+    def counted(self: PromiseEngine, ledger: object, moment: int) -> None:
+        nonlocal passes
+        passes += 1
+        housekeep(self, ledger, moment)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PromiseEngine, "_housekeep", counted)
+    engine = PromiseEngine()
+    far_past = -(10**16)
+    engine.process(CommitmentMade("k1", "a", OPENED_AT, "crm", "k", "d", None, "p", 1, far_past, None, []))
+    engine.process(ticket("b", "t-later", OPENED_AT + 3_600_000))
+    engine.advance_to(OPENED_AT + 400 * 24 * 3_600_000)
+    assert passes < 50
