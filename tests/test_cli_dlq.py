@@ -15,7 +15,7 @@ from streams import codec
 from streams.cli import dlq as dlq_cli
 from streams.cli.main import main
 from streams.dlq import REDRIVEN_FROM_HEADER, Marker, Outgoing, RawRecord
-from streams.settings import ALERTS_TOPIC
+from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC
 from tests.codec_helpers import decoded_form, fixture_lines
 
 T0 = 1_772_000_000_000  # 2026-02-25T06:13:20Z
@@ -110,6 +110,7 @@ class FakeKafka:
 def kafka(monkeypatch: pytest.MonkeyPatch) -> FakeKafka:
     fake = FakeKafka()
     monkeypatch.setattr(dlq_cli, "open_dlq", lambda settings: fake)
+    monkeypatch.setattr(dlq_cli, "read_sink", lambda settings, selection: [])
     return fake
 
 
@@ -503,3 +504,152 @@ def test_a_missing_topic_and_a_read_that_stalls_are_errors_not_hangs() -> None:
     stuck.poll = lambda timeout_ms: {}  # type: ignore[method-assign]
     with pytest.raises(KafkaUnavailable, match="no progress"):
         list(read_to_end(stuck, "alignment.dlq", stall_s=0.2))
+
+
+# -- the sink's dead letters (ClickHouse sink_dead_letters) ---------------------------------------
+
+ALIGNMENT = {"alignment_id": "al-1", "type": "PROMISE_OPENED", "customer_id": "c-1", "at": T0,
+             "promise_id": "p-1", "department": "SALES", "kind": "DELIVERY"}  # fmt: skip
+
+
+@dataclass
+class FakeClickHouse:
+    """What the query over sink_dead_letters returns: one row per refused Kafka record."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    down: bool = False
+    queries: list[tuple[str, Any]] = field(default_factory=list)
+
+    def refused(self, topic: str, partition: int, offset: int, value: bytes, reason: str, at: int) -> None:
+        self.rows.append(
+            (topic, partition, offset, "alignment_events", reason, "TypeMismatchError: -1", value.hex(), at)
+        )
+
+    def execute(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        self.queries.append((query, params))
+        if self.down:
+            from clickhouse_driver import errors
+
+            raise errors.NetworkError("Code: 210. Connection refused (127.0.0.1:9000)")
+        return self.rows
+
+
+@pytest.fixture
+def clickhouse(monkeypatch: pytest.MonkeyPatch, kafka: FakeKafka) -> FakeClickHouse:
+    from streams.dlq.clickhouse import read_sink_letters
+
+    fake = FakeClickHouse()
+    monkeypatch.setattr(
+        dlq_cli,
+        "read_sink",
+        lambda settings, selection: read_sink_letters(fake, selection.since_ms, selection.until_ms),
+    )
+    kafka.partitions[ALIGNMENT_TOPIC] = set(range(6))
+    return fake
+
+
+def _sink_mixed(kafka: FakeKafka, clickhouse: FakeClickHouse) -> None:
+    _mixed(kafka)
+    for n in range(2):
+        value = codec.encode_alignment({**ALIGNMENT, "alignment_id": f"al-{n}"})
+        clickhouse.refused(ALIGNMENT_TOPIC, 4, 100 + n, value, "clickhouse_refused", T0 + 30 + n)
+
+
+def test_counts_include_the_sinks_refused_rows_marked_as_the_sinks(
+    clickhouse: FakeClickHouse, kafka: FakeKafka, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _sink_mixed(kafka, clickhouse)
+    code, out, err = _run(capsys, "counts", "--json")
+    assert (code, err) == (0, "")
+    assert [(r["origin"], r["reason"], r["topic"], r["dead_letters"]) for r in _json_lines(out)] == [
+        ("worker", "timestamp_in_future", "sales.events", 3),
+        ("notifier", "slack_refused", ALERTS_TOPIC, 2),
+        ("sink", "clickhouse_refused", ALIGNMENT_TOPIC, 2),
+        ("worker", "not_avro", "service.events", 1),
+    ]
+    code, out, _ = _run(capsys, "counts")
+    assert code == 0 and "sink" in out and "8 dead letters" in out
+
+
+def test_show_gives_a_sink_row_with_its_source_error_and_decoded_value(
+    clickhouse: FakeClickHouse, kafka: FakeKafka, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _sink_mixed(kafka, clickhouse)
+    code, out, _ = _run(capsys, "show", "--reason", "clickhouse_refused", "--index", "-1", "--json")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["origin"] == "sink"
+    assert shown["dead_letter"] == f"sink_dead_letters:alignment_events:{ALIGNMENT_TOPIC}:4:101"
+    assert (shown["topic"], shown["partition"], shown["offset"]) == (ALIGNMENT_TOPIC, 4, 101)
+    assert shown["detail"] == "TypeMismatchError: -1"
+    assert shown["value_format"] == "alignment"
+    assert shown["value"]["alignment_id"] == "al-1"
+    code, out, _ = _run(capsys, "show", "--reason", "clickhouse_refused")
+    assert "set aside by  sink" in out
+
+
+def test_when_clickhouse_is_away_counts_print_the_topics_and_say_so_in_one_line_exit_1(
+    clickhouse: FakeClickHouse, kafka: FakeKafka, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _sink_mixed(kafka, clickhouse)
+    clickhouse.down = True
+    code, out, err = _run(capsys, "counts", "--json")
+    assert code == 1
+    assert sum(r["dead_letters"] for r in _json_lines(out)) == 6  # alignment.dlq's all the same
+    assert len(err.splitlines()) == 1
+    assert "sink_dead_letters" in err and "could not be read: NetworkError" in err
+
+
+def test_redrive_sends_a_sink_rows_value_back_to_its_source_partition_once(
+    clickhouse: FakeClickHouse, kafka: FakeKafka, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _sink_mixed(kafka, clickhouse)
+    code, out, _ = _run(capsys, "redrive", "--reason", "clickhouse_refused", "--yes")
+    assert code == 0 and "redriven 2 dead letters (alignment.events: 2)" in out
+    where = f"sink_dead_letters:alignment_events:{ALIGNMENT_TOPIC}:4:100"
+    assert kafka.sent[0] == Outgoing(
+        ALIGNMENT_TOPIC,
+        4,
+        None,
+        codec.encode_alignment({**ALIGNMENT, "alignment_id": "al-0"}),
+        [(REDRIVEN_FROM_HEADER, where.encode())],
+    )
+    assert _run(capsys, "redrive", "--reason", "clickhouse_refused", "--yes")[0] == 0
+    assert len(kafka.sent) == 2  # the markers skip what was sent
+    # Refused again after the redrive: a new dead letter, which the old marker does not cover.
+    clickhouse.rows[0] = (*clickhouse.rows[0][:7], T0 + 99)
+    assert _run(capsys, "redrive", "--reason", "clickhouse_refused", "--yes")[0] == 0
+    assert len(kafka.sent) == 3
+
+
+def test_a_sink_row_copying_a_dead_letter_is_not_redriven_into_the_dead_letter_topic(
+    clickhouse: FakeClickHouse, kafka: FakeKafka, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kafka.partitions["alignment.dlq"] = {0}
+    clickhouse.refused("alignment.dlq", 0, 5, b"x", "undecodable", T0)
+    code, _, err = _run(capsys, "redrive", "--yes")
+    assert code == 1
+    assert "cannot redrive sink_dead_letters:alignment_events:alignment.dlq:0:5" in err
+    assert "a copy of a dead letter of alignment.dlq" in err
+    assert kafka.sent == []
+
+
+def test_the_sink_query_passes_the_time_bounds_as_parameters(
+    clickhouse: FakeClickHouse, kafka: FakeKafka, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(capsys, "redrive", "--since", "2026-02-25", "--until", "2026-02-26", "--dry-run")
+    query, params = clickhouse.queries[-1]
+    assert params == {"since_ms": 1_771_977_600_000, "until_ms": 1_772_064_000_000}
+    assert "2026" not in query and "1771977600000" not in query
+
+
+def test_a_database_where_the_sink_never_ran_has_no_sink_dead_letters() -> None:
+    from clickhouse_driver import errors
+
+    from streams.dlq.clickhouse import read_sink_letters
+
+    class NoTable:
+        def execute(self, query: str, params: Any = None) -> Any:
+            raise errors.ServerException("Table promise_ledger.sink_dead_letters doesn't exist.", code=60)
+
+    assert read_sink_letters(NoTable()) == []

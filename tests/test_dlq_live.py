@@ -91,7 +91,8 @@ def test_dead_letters_redriven_after_the_fix_are_correlated_exactly_once(pipelin
 
     counted = _dlq(pipeline, "counts", "--json")
     assert counted.returncode == 0, counted.stderr
-    rows = [json.loads(line) for line in counted.stdout.splitlines()]
+    # The sink's set-aside rows, if another test left some in ClickHouse, are not this test's.
+    rows = [r for r in map(json.loads, counted.stdout.splitlines()) if r["origin"] != "sink"]
     assert [(r["reason"], r["topic"], r["dead_letters"], r["redriven"]) for r in rows] == [
         ("invalid_event", SOURCE, RECORDS, 0)
     ]
@@ -129,5 +130,6 @@ def test_dead_letters_redriven_after_the_fix_are_correlated_exactly_once(pipelin
     assert all(dict(r.headers)[REDRIVEN_FROM_HEADER].startswith(b"alignment.dlq:") for r in marked)
 
     counted = _dlq(pipeline, "counts", "--json")
-    assert [json.loads(line)["redriven"] for line in counted.stdout.splitlines()] == [RECORDS]
+    rows = [r for r in map(json.loads, counted.stdout.splitlines()) if r["origin"] != "sink"]
+    assert [r["redriven"] for r in rows] == [RECORDS]
     assert worker.poll() is None, pipeline.log_of("worker-fixed")

@@ -31,6 +31,7 @@ from streams.dlq import (
     redrive,
     safe_json,
 )
+from streams.dlq.clickhouse import TABLE as SINK_TABLE
 from streams.dlq.letters import printable
 from streams.settings import DEAD_LETTER_TOPIC, Settings
 
@@ -53,6 +54,37 @@ def open_kafka(settings: Settings) -> DlqAccess:
 
 #: how the commands reach the topics; tests put fakes here
 open_dlq: Callable[[Settings], DlqAccess] = open_kafka
+
+
+def read_sink_table(settings: Settings, selection: Selection) -> list[DeadLetter]:
+    from streams.cli.service import clickhouse_client
+    from streams.dlq.clickhouse import read_sink_letters
+
+    client = clickhouse_client(settings)
+    try:
+        return read_sink_letters(client, selection.since_ms, selection.until_ms)
+    finally:
+        client.disconnect()
+
+
+#: how the commands reach the sink's sink_dead_letters table; tests put fakes here
+read_sink: Callable[[Settings, Selection], list[DeadLetter]] = read_sink_table
+
+
+def _sink_letters(selection: Selection) -> tuple[list[DeadLetter], str | None]:
+    """The sink's dead letters, or none and the one line saying why they could not be read: the
+    topic's are worth having when ClickHouse is away (it may be why rows were refused)."""
+    from streams.dlq.clickhouse import SinkUnavailable
+
+    settings = Settings.from_env()
+    try:
+        return read_sink(settings, selection), None
+    except SinkUnavailable as error:
+        ch = settings.clickhouse
+        return [], (
+            f"the sink's dead letters (ClickHouse {SINK_TABLE} at {ch.host}:{ch.port}) could not be read: "
+            f"{error}; only {DEAD_LETTER_TOPIC}'s are included"
+        )
 
 
 @contextmanager
@@ -96,7 +128,7 @@ def _selection(
 
 def _nothing_matches(letters: Sequence[DeadLetter]) -> str:
     if not letters:
-        return f"no dead letters in {DEAD_LETTER_TOPIC}"
+        return f"no dead letters in {DEAD_LETTER_TOPIC} or {SINK_TABLE}"
     reasons = ", ".join(sorted({printable(letter.reason) for letter in letters}))
     topics = ", ".join(sorted({printable(letter.topic) for letter in letters if letter.topic})) or "none"
     return f"no dead letter matches (reasons present: {reasons}; source topics: {topics})"
@@ -106,12 +138,13 @@ def _counts_table(rows: list[CountRow]) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"Dead letters in {DEAD_LETTER_TOPIC}", title_justify="left")
-    for heading in ("reason", "source topic", "dead letters", "redriven", "first", "last"):
+    table = Table(title=f"Dead letters in {DEAD_LETTER_TOPIC} and {SINK_TABLE}", title_justify="left")
+    for heading in ("set aside by", "reason", "source topic", "dead letters", "redriven", "first", "last"):
         table.add_column(heading, justify="right" if heading in ("dead letters", "redriven") else "left")
     for row in rows:
         shown = row.to_dict()
         table.add_row(
+            row.origin,
             escape(printable(row.reason)),
             escape(printable(row.topic)) or "-",
             str(row.dead_letters),
@@ -127,14 +160,18 @@ def _counts_table(rows: list[CountRow]) -> Any:
 
 @click.group("dlq")
 def command() -> None:
-    """Dead letters: records a stage set aside (alignment.dlq), with the reason and the original bytes.
+    """Dead letters: records a stage set aside, with the reason and the original bytes: the worker's
+    and the notifier's in alignment.dlq, the sink's in ClickHouse (sink_dead_letters).
 
     \b
       promise-ledger dlq counts                          by reason and source topic
       promise-ledger dlq show --reason invalid_event     the oldest of them, in full
       promise-ledger dlq redrive --reason invalid_event  back to their source topic, after a fix
 
-    Reads the topic from its beginning to its end without a consumer group. Reads PL_KAFKA_BOOTSTRAP.
+    Reads the topic from its beginning to its end without a consumer group, and the sink's table.
+    Reads PL_KAFKA_BOOTSTRAP and the PL_CLICKHOUSE_* settings. When ClickHouse cannot be read, each
+    subcommand says so in one line on stderr and works on alignment.dlq's dead letters alone; counts
+    and redrive then exit 1.
     """
 
 
@@ -158,9 +195,11 @@ def _reason_and_topic_options(function: Callable[..., Any]) -> Callable[..., Any
 @command.command("counts")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, one per reason and source topic.")
 def counts_command(as_json: bool) -> int:
-    """Dead letters by reason and source topic, and how many of them were redriven."""
+    """Dead letters by the stage that set them aside (worker, notifier, sink), reason and source
+    topic, and how many of them were redriven. Exit 1 when the sink's could not be read."""
     with _dlq() as access:
-        rows = count(read_all(access.log()), access.markers())
+        sink, unread = _sink_letters(Selection())
+        rows = count([*read_all(access.log()), *sink], access.markers())
     if as_json:
         for row in rows:
             click.echo(safe_json(row.to_dict()))
@@ -168,6 +207,9 @@ def counts_command(as_json: bool) -> int:
         from rich.console import Console
 
         Console().print(_counts_table(rows))
+    if unread:
+        click.echo(unread, err=True)
+        return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -210,8 +252,11 @@ def show_command(
         raise click.UsageError("--index and --offset pick a dead letter each: give one of them")
     selection = _selection(reasons, topics)
     with _dlq() as access:
-        letters = list(read_all(access.log()))
+        sink, unread = _sink_letters(selection)
+        letters = [*read_all(access.log()), *sink]
         markers = access.markers() if letters else {}
+    if unread:
+        click.echo(unread, err=True)
     matching = selection.of(letters)
     if position is not None:
         found = [d for d in matching if (d.dlq_partition, d.dlq_offset) == position]
@@ -290,16 +335,23 @@ def redrive_command(
     remembered in the compacted topic alignment.dlq-redriven: running the same redrive again skips it
     (--again sends it anyway; the worker ignores an event_id it applied within its dedupe window).
 
+    The sink's dead letters go back to the output topic they were read from (alignment.events,
+    alignment.alerts), on the same partition, for the sink to take again; they have no key to send.
+
     Exit status 1 when some selected dead letters cannot go back (an unreadable record, a source
-    topic or partition that no longer exists); the others are sent.
+    topic or partition that no longer exists, a sink row copying a dead letter of alignment.dlq) or
+    the sink's could not be read; the others are sent.
     """
     selection = _selection(reasons, topics, since, until)
     with _dlq() as access:
-        letters = list(read_all(access.log()))
+        sink, unread = _sink_letters(selection)
+        letters = [*read_all(access.log()), *sink]
+        if unread:
+            click.echo(unread, err=True)
         selected = selection.of(letters)
         if not selected:
             click.echo(_nothing_matches(letters) + ": nothing to redrive", err=True)
-            return EXIT_OK
+            return EXIT_FAILURE if unread else EXIT_OK
         target = access.target()
         todo = plan(selected, access.markers(), target.partitions_for, again=again)
         if todo.already_redriven:
@@ -312,7 +364,7 @@ def redrive_command(
             )
         if len(todo.refused) > 10:
             click.echo(f"... and {len(todo.refused) - 10} more that cannot be redriven", err=True)
-        status = EXIT_FAILURE if todo.refused else EXIT_OK
+        status = EXIT_FAILURE if todo.refused or unread else EXIT_OK
         if not todo.to_send:
             click.echo("nothing to redrive", err=True)
             return status

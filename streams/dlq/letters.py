@@ -22,6 +22,7 @@ from streams.settings import ALERTS_TOPIC, ALIGNMENT_TOPIC, DEAD_LETTER_TOPIC, I
 #: the reason given to a record of alignment.dlq that is not a DeadLetter itself
 UNREADABLE = "unreadable_dead_letter"
 PREVIEW_BYTES = 512
+WORKER, NOTIFIER, SINK = "worker", "notifier", "sink"
 
 
 class RawRecord(NamedTuple):
@@ -54,10 +55,23 @@ class DeadLetter:
     #: digest of the DeadLetter record's bytes: tells this dead letter from another one at the same
     #: position of a topic that was deleted and created again
     fingerprint: str
+    #: where it is kept when not in alignment.dlq (a row of the sink's ClickHouse table)
+    kept_at: str = ""
+    #: the stage that set it aside, when the record does not say so by its source topic
+    stage: str = ""
 
     @property
     def where(self) -> str:
-        return f"{DEAD_LETTER_TOPIC}:{self.dlq_partition}:{self.dlq_offset}"
+        return self.kept_at or f"{DEAD_LETTER_TOPIC}:{self.dlq_partition}:{self.dlq_offset}"
+
+    @property
+    def origin(self) -> str:
+        """The stage that refused it: the worker reads the input topics, the notifier the alerts."""
+        if self.stage:
+            return self.stage
+        if self.topic == ALERTS_TOPIC:
+            return NOTIFIER
+        return WORKER if self.topic in INPUT_TOPICS else "unknown"
 
     @property
     def source(self) -> str:
@@ -171,6 +185,7 @@ def marker_of(letter: DeadLetter, markers: Mapping[str, Marker]) -> Marker | Non
 
 @dataclass(slots=True)
 class CountRow:
+    origin: str
     reason: str
     topic: str
     dead_letters: int
@@ -180,6 +195,7 @@ class CountRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "origin": self.origin,
             "reason": self.reason,
             "topic": self.topic,
             "dead_letters": self.dead_letters,
@@ -190,17 +206,18 @@ class CountRow:
 
 
 def count(letters: Iterable[DeadLetter], markers: Mapping[str, Marker]) -> list[CountRow]:
-    """Dead letters by reason and source topic, the largest group first."""
-    rows: dict[tuple[str, str], CountRow] = {}
+    """Dead letters by the stage that refused them, reason and source topic, the largest group first."""
+    rows: dict[tuple[str, str, str], CountRow] = {}
     for letter in letters:
         at = letter.dead_lettered_at
-        row = rows.get((letter.reason, letter.topic))
+        group = (letter.origin, letter.reason, letter.topic)
+        row = rows.get(group)
         if row is None:
-            row = rows[(letter.reason, letter.topic)] = CountRow(letter.reason, letter.topic, 0, 0, at, at)
+            row = rows[group] = CountRow(*group, 0, 0, at, at)
         row.dead_letters += 1
         row.redriven += marker_of(letter, markers) is not None
         row.first_at, row.last_at = min(row.first_at, at), max(row.last_at, at)
-    return sorted(rows.values(), key=lambda row: (-row.dead_letters, row.reason, row.topic))
+    return sorted(rows.values(), key=lambda row: (-row.dead_letters, row.origin, row.reason, row.topic))
 
 
 # -- one dead letter in full -----------------------------------------------------------------------
@@ -278,6 +295,7 @@ def describe(letter: DeadLetter, marker: Marker | None) -> dict[str, Any]:
     key_text = _text_or_none(letter.key)
     description: dict[str, Any] = {
         "dead_letter": letter.where,
+        "origin": letter.origin,
         "reason": letter.reason,
         "detail": letter.detail,
         "topic": letter.topic,
@@ -310,6 +328,7 @@ def readable(description: Mapping[str, Any]) -> str:
     redriven = description["redriven"]
     facts = [
         ("dead letter", description["dead_letter"]),
+        ("set aside by", description["origin"]),
         ("reason", description["reason"]),
         ("detail", description["detail"]),
         ("source", f"{description['topic'] or '-'} partition {description['partition']} "

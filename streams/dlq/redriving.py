@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from streams.dlq.letters import UNREADABLE, DeadLetter, Marker, marker_of
+from streams.dlq.letters import SINK, UNREADABLE, DeadLetter, Marker, marker_of
+from streams.settings import DEAD_LETTER_TOPIC
 
 REDRIVEN_FROM_HEADER = "pl-redriven-from"
 #: records confirmed by the broker before their markers are written: what a crash can send twice
@@ -66,6 +67,14 @@ def plan(
     for letter in selected:
         if letter.reason == UNREADABLE:
             result.refused.append((letter, "not a DeadLetter record: its source is unknown"))
+            continue
+        if letter.origin == SINK and letter.topic == DEAD_LETTER_TOPIC:
+            # The row copies a dead letter of alignment.dlq: sending it back would make a second one.
+            why = f"a copy of a dead letter of {DEAD_LETTER_TOPIC}: redrive that one"
+            result.refused.append((letter, why))
+            continue
+        if letter.origin == SINK and letter.value is None:
+            result.refused.append((letter, "the sink kept no value to send back"))
             continue
         if not again and marker_of(letter, markers) is not None:
             result.already_redriven.append(letter)
