@@ -126,6 +126,7 @@ class Notifier:
         self._open: dict[str, _OpenGroup] = {}  # insertion order = the order groups opened
         self._posted: list[_OpenGroup] = []  # in Slack; their keys not yet confirmed remembered
         self._in_flight: set[str] = set()  # dedup keys of open and posted groups
+        self._unreadable: list[_OpenGroup] = []  # undecodable records whose dead letter is owed
         self._pending: dict[Any, set[int]] = {}  # offsets not yet safe to commit, per partition
         self._next_offset: dict[Any, int] = {}
         self._blocked_until = 0.0
@@ -157,11 +158,36 @@ class Notifier:
         self._in_flight.add(dedup_key)
         OPEN_GROUPS.set(len(self._open))
 
+    def add_undecodable(
+        self, partition: Any, offset: int, *, key: bytes | None, value: bytes | None, error: str
+    ) -> None:
+        """A record of the alerts topic that is no alert: dead-lettered, never dropped silently; its
+        offset is committable once Kafka confirmed the dead letter."""
+        self._next_offset[partition] = max(self._next_offset.get(partition, 0), offset + 1)
+        self._pending.setdefault(partition, set()).add(offset)
+        self._unreadable.append(
+            _OpenGroup(
+                AlertGroup(f"undecodable:{offset}"),
+                self._monotonic(),
+                [_Position(partition, offset, key, value)],
+            )
+        )
+        self._set_aside_unreadable(error)
+
+    def _set_aside_unreadable(self, error: str = "not an alert") -> bool:
+        while self._unreadable:
+            if self._set_aside(self._unreadable[0], "undecodable_alert", "-", error) is _Outcome.BLOCKED:
+                return False
+            self._unreadable.pop(0)
+        return True
+
     def send_due(self, *, everything: bool = False) -> int:
         """Post every group whose window has closed, oldest first. A transient failure ends the round
         (groups reach Slack in order); a permanent refusal sets its group aside and the round goes on.
         Returns the number of messages sent."""
         if self._monotonic() < self._blocked_until or not self._remember_posted():
+            return 0
+        if not self._set_aside_unreadable():
             return 0
         sent_messages = 0
         for group_key, open_group in list(self._open.items()):
@@ -327,9 +353,16 @@ def run_notifier(
                 position = TopicPartition(record.topic, record.partition)
                 try:
                     alert = decode_alert(record.value)
-                except Exception as error:  # our own topic: a corrupt record is logged, never fatal
+                except Exception as error:  # our own topic: a corrupt record is set aside, never fatal
                     log.error(
                         "alert at %s@%d undecodable (%s)", position, record.offset, type(error).__name__
+                    )
+                    notifier.add_undecodable(
+                        position,
+                        record.offset,
+                        key=record.key,
+                        value=record.value,
+                        error=f"{type(error).__name__}: {error}",
                     )
                     continue
                 notifier.add(alert, position, record.offset, key=record.key, value=record.value)

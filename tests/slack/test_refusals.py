@@ -258,3 +258,15 @@ def test_log_lines_carry_a_short_form_of_a_long_group_key(caplog: pytest.LogCapt
     messages = [record.getMessage() for record in caplog.records if record.name.startswith("streams.slack")]
     assert len(messages) == 2, messages
     assert all("rep:kkkk" in message and len(message) < 300 for message in messages), messages
+
+
+def test_a_record_of_the_alerts_topic_that_is_no_alert_is_dead_lettered_not_dropped() -> None:
+    transport, dead_letters = RecordingTransport(), MemoryDeadLetters()
+    notifier = Notifier(transport, MemorySentKeys(), dead_letters, window_s=0)
+    notifier.add_undecodable(ALERTS, 0, key=b"k", value=b"\x00garbage", error="DecodeError: not Avro")
+    _add(notifier, _group(1, "good"), 1)
+    assert notifier.send_due() == 1
+    (letter,) = [codec.decode_dead_letter(value) for _, value in dead_letters.records]
+    assert (letter["reason"], letter["offset"], letter["value"]) == ("undecodable_alert", 0, b"\x00garbage")
+    assert "not Avro" in letter["detail"]
+    assert notifier.committable() == {ALERTS: 2}
