@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from streams.contract import decoded_to_json_line
 from tests.live_pipeline import (
     alignment_by_customer,
     assert_same_per_customer,
@@ -86,8 +85,8 @@ def _settle(pipeline: Any, replayed: list[dict[str, Any]]) -> list[dict[str, Any
 
 
 #: seconds between the worker's start and the burst; 0 lands during the group join. The closing note's
-#: series ran 0,2,4,6,9 (PL_BURST_DELAYS); CI runs three to stay inside its time.
-DELAYS = [float(d) for d in os.environ.get("PL_BURST_DELAYS", "0,3,7").split(",")]
+#: series ran 0,2,4,6,9 (PL_BURST_DELAYS); CI runs two to stay inside its time.
+DELAYS = [float(d) for d in os.environ.get("PL_BURST_DELAYS", "0,5").split(",")]
 
 
 @pytest.mark.parametrize("delay_s", DELAYS)
@@ -143,49 +142,3 @@ def test_a_worker_killed_in_the_middle_of_a_backfill_equals_replay_after_its_res
     live = _settle(pipeline, replayed)
     print(f"kill -9 mid-burst: {_report(live, replayed)}")
     assert_same_per_customer(live, replayed)
-
-
-def test_old_records_republished_into_a_caught_up_worker_equal_replay(pipeline, tmp_path: Path) -> None:
-    """A redrive (`promise-ledger dlq redrive` republishes the original bytes): old records reach a
-    worker whose idle clock is already at wall time. They are late (SPEC §5), in replay as live, once
-    replay's clock is where the worker's was: past every deadline of the history."""
-    _, events = simulated_company(tmp_path, customers=CUSTOMERS // 2, days=DAYS)
-    history = [e for n, e in enumerate(events) if e.get("customer_id") is None or n % 40]
-    redriven = [e for n, e in enumerate(events) if e.get("customer_id") is not None and not n % 40]
-    last_deadline = max(
-        max(int(e.get(field) or 0) for field in ("occurred_at", "deliver_by", "due_at")) for e in events
-    )
-    # Where the caught-up worker's clock stands when the redrive comes (replay has no wall clock):
-    # past every deadline the history holds, shipping windows and first replies included.
-    caught_up = {
-        "type": "StockChanged",
-        "event_id": "caught-up",
-        "customer_id": None,
-        "occurred_at": last_deadline + 4 * 86_400_000,
-        "source": "tests",
-        "product": "caught-up",
-        "on_hand": 0,
-    }
-    assert caught_up["occurred_at"] < time.time() * 1000 - 86_400_000
-    replay_input = tmp_path / "as-applied.jsonl"
-    replay_input.write_bytes(
-        b"".join(decoded_to_json_line(e) + b"\n" for e in [*history, caught_up, *redriven])
-    )
-    before = replay_file_events(history, tmp_path)
-    replayed = replay_file(replay_input, until=_now_iso())
-
-    pipeline.start_worker()
-    pipeline.publish(history)
-    collect_alignment(pipeline, len({e["alignment_id"] for e in before}), timeout_s=240)
-    time.sleep(4)  # quiet: the idle clock has moved to wall time minus grace on every partition
-    pipeline.publish(redriven)
-    live = _settle(pipeline, replayed)
-    print(f"redrive into a caught-up worker ({len(redriven)} records): {_report(live, replayed)}")
-    assert_same_per_customer(live, replayed)
-
-
-def replay_file_events(events: list[dict[str, Any]], tmp_path: Path) -> list[dict[str, Any]]:
-    """`replay --until now` of events, through a file."""
-    path = tmp_path / "history.jsonl"
-    path.write_bytes(b"".join(decoded_to_json_line(e) + b"\n" for e in events))
-    return replay_file(path, until=_now_iso())
