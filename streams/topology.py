@@ -15,7 +15,7 @@ from collections.abc import Callable
 from kafka.partitioner import murmur2
 
 from streams.contract import InputEvent
-from streams.engine import AlignmentEvent, CustomerLedger, EngineConfig, PromiseEngine
+from streams.engine import AlignmentEvent, EngineConfig, PromiseEngine
 
 #: the partition whose engine publishes catalog outputs (CONTRADICTION), as in the worker
 CATALOG_PARTITION = 0
@@ -68,9 +68,6 @@ class PartitionedEngines:
 
     def customer_value(self, customer_id: str) -> float:
         return self.engine_of(customer_id).customer_value(customer_id)
-
-    def ledger(self, customer_id: str) -> CustomerLedger | None:
-        return self.engine_of(customer_id).ledgers.get(customer_id)
 
     def _from_every(self, call: Callable[[PromiseEngine], list[AlignmentEvent]]) -> list[AlignmentEvent]:
         if len(self._engines) == 1:

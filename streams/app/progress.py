@@ -20,7 +20,7 @@ problem by waiting; here the wait ends with a proof instead of a timeout:
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 NOT_KNOWN = -(2**63)
@@ -80,7 +80,3 @@ class InputProgress:
         self._ends = {tp: end for tp, end in self._ends.items() if tp[1] not in partitions}
         for partition in partitions:
             self._heard_at_ms.pop(partition, None)
-
-    def forget_ends(self, topic_partitions: set[Hashable]) -> None:
-        for topic_partition in topic_partitions:
-            self._ends.pop(topic_partition, None)  # type: ignore[arg-type]

@@ -83,6 +83,7 @@ from streams.engine.trace import (
 
 CATALOG_KEY = "catalog"
 _BEFORE_TIME = -(2**62)
+_AFTER_TIME = 2**62
 #: heap entries with this promise id are housekeeping passes over a whole ledger
 _LEDGER_PASS = ""
 
@@ -317,27 +318,9 @@ class PromiseEngine:
         time order, as late ones are (each catches up only the promises it touches; deadlines past the
         watermark do not fire), so the output is what a live worker shows once those events are old."""
         out: list[AlignmentEvent] = []
-        held = self._held
-        while held:
-            _, _, event_id, customer_id = heapq.heappop(held)
-            if not customer_id:
-                event = self._catalog.pending.pop(event_id, None)
-                if event is not None:
-                    self._on_global(event, out)
-                continue
-            ledger = self._dirty.pop(customer_id, None) or self.ledgers.get(customer_id)
-            event = ledger.pending.pop(event_id, None) if ledger is not None else None
-            if event is not None:
-                self._apply(ledger, event, out)
-            elif ledger is not None:
-                self._dirty[customer_id] = ledger
+        self._release_until(_AFTER_TIME, out, fire_marks=False)
         self._flush()
         return out
-
-    @property
-    def held_back(self) -> int:
-        """Events taken but not applied yet (waiting for the clock to pass their time plus grace)."""
-        return len(self._held)
 
     # ----------------------------------------------------------------------------------------------
     # time
@@ -353,13 +336,14 @@ class PromiseEngine:
             if self._heap and self._heap[0][0] < limit:
                 self._fire_until(limit, out)
 
-    def _release_until(self, limit: int, out: list[AlignmentEvent]) -> None:
-        """Apply the held events before ``limit`` in time order, each after every deadline before it."""
+    def _release_until(self, limit: int, out: list[AlignmentEvent], *, fire_marks: bool = True) -> None:
+        """Apply the held events before ``limit`` in time order, each after every deadline before it
+        (unless ``fire_marks`` is off: then as late events are, see ``drain``)."""
         held = self._held
         pop = heapq.heappop
         while held and held[0][0] < limit:
             occurred_at, _, event_id, customer_id = pop(held)
-            if self._heap and self._heap[0][0] < occurred_at:
+            if fire_marks and self._heap and self._heap[0][0] < occurred_at:
                 self._fire_until(occurred_at, out)
             if not customer_id:
                 event = self._catalog.pending.pop(event_id, None)
@@ -369,7 +353,7 @@ class PromiseEngine:
             ledger = self._dirty.pop(customer_id, None) or self.ledgers.get(customer_id)
             event = ledger.pending.pop(event_id, None) if ledger is not None else None
             if event is not None:
-                self._apply(ledger, event, out)  # type: ignore[arg-type]
+                self._apply(ledger, event, out)
             elif ledger is not None:
                 self._dirty[customer_id] = ledger
 
